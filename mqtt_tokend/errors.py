@@ -6,6 +6,8 @@
     ├── AuthRejected           Spotify refused the grant (invalid_grant): a human must re-authorize
     ├── TransientError         worth retrying: network, 5xx, 429, garbage bodies
     ├── SpotifyError           any other answer from Spotify that a retry will not fix
+    │   └── AccessTokenRejected  the Web API answered 401: the access token is bad or expired
+    ├── InputError             something a person pasted or sent is not usable
     ├── BrokerError            the MQTT broker could not be reached or refused us
     ├── CryptoError            a Fernet key is missing, malformed, or does not decrypt
     └── StoreError             a state file is unreadable or corrupt
@@ -37,7 +39,9 @@ class ClientRejected(ConfigError):
 class AuthRejected(TokendError):
     """Spotify refused the authorization or refresh grant; retrying will not help."""
 
-    def __init__(self, message: str, *, error: str = "invalid_grant", description: str = "") -> None:
+    def __init__(
+        self, message: str, *, error: str = "invalid_grant", description: str = ""
+    ) -> None:
         self.error = error
         self.description = description
         super().__init__(message)
@@ -61,6 +65,14 @@ class SpotifyError(TokendError):
         self.status = status
         self.error = error
         super().__init__(message)
+
+
+class AccessTokenRejected(SpotifyError):
+    """The Web API refused the access token (401); a refresh, not a human, fixes it."""
+
+
+class InputError(TokendError):
+    """Something a person pasted or typed cannot be used; the message says what to do."""
 
 
 class BrokerError(TokendError):

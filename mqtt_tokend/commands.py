@@ -1,0 +1,264 @@
+"""What the one-shot commands do: login, status, check, refresh, reset."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from datetime import datetime
+from typing import Any, TextIO
+
+from mqtt_tokend import auth
+from mqtt_tokend.config import Config
+from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.errors import BrokerError, InputError
+from mqtt_tokend.health import ExitCode, judge
+from mqtt_tokend.mqtt import Message, oneshot
+from mqtt_tokend.store import TokenStore
+from mqtt_tokend.topics import ONLINE, Topics
+
+
+def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
+    cipher = TokenCipher.from_file(config.agent.key_file)
+    return TokenStore(config.agent.state_dir, cipher=cipher), cipher
+
+
+def authorize(
+    config: Config,
+    *,
+    listen: bool = False,
+    redirect_url: str | None = None,
+    timeout: float = 600.0,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Headless login: print the URL, take the redirect back, store and confirm the tokens."""
+    from mqtt_tokend.service import make_spotify
+
+    store, cipher = _store(config)
+    store.ensure_dir()
+    spotify = make_spotify(config)
+    try:
+        pending = auth.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        if pending is None:
+            pending = auth.begin(spotify, config.spotify, now=time.time())
+            auth.save_pending(store, cipher, pending)
+            print("Open this URL on any device with a browser and approve access:", file=err)
+            print(pending.url, file=out, flush=True)
+        if redirect_url is not None:
+            pasted = redirect_url
+        elif listen:
+            pasted = auth.listen_for_redirect(
+                pending.redirect_uri,
+                timeout=timeout,
+                on_ready=lambda where: _tunnel_hint(where, err),
+            )
+        else:
+            print(
+                "Your browser then goes to an address that may not load; copy that whole "
+                "address from the address bar and paste it here:",
+                file=err,
+                flush=True,
+            )
+            pasted = stdin.readline()
+            if not pasted:
+                raise InputError(
+                    "no redirect URL was given; finish this login later with "
+                    "`mqtt-tokend auth --redirect-url 'URL'`"
+                )
+        code = auth.code_from_redirect(pasted, expected_state=pending.state)
+        profile = auth.complete(pending, code, spotify=spotify, store=store)
+        auth.clear_pending(store)
+    finally:
+        spotify.close()
+    who = profile.get("display_name") or profile.get("id") or "an unknown user"
+    print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
+    print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
+    return 0
+
+
+def _tunnel_hint(where: str, err: TextIO) -> None:
+    port = where.rsplit(":", 1)[-1]
+    print(
+        f"Waiting for the browser on {where}. From the device with the browser, tunnel first: "
+        f"ssh -L {port}:127.0.0.1:{port} <user>@<this-pi>",
+        file=err,
+        flush=True,
+    )
+
+
+def read_published(config: Config, *, timeout: float) -> tuple[dict[str, Any] | None, bool | None]:
+    """The retained health record and availability from the broker."""
+    topics = Topics(config.mqtt.base_topic)
+    with oneshot(config.mqtt, timeout=timeout, purpose="status") as session:
+        retained = session.retained([topics.health, topics.availability], timeout=timeout)
+    health = _json_object(retained.get(topics.health))
+    availability = retained.get(topics.availability)
+    online = (
+        None if availability is None else availability.payload.decode(errors="replace") == ONLINE
+    )
+    return health, online
+
+
+def _json_object(message: Message | None) -> dict[str, Any] | None:
+    if message is None or not message.payload:
+        return None
+    try:
+        value = json.loads(message.payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _local_status(config: Config) -> dict[str, Any] | None:
+    from mqtt_tokend.store import STATUS_FILE, read_json
+
+    try:
+        return read_json(config.agent.state_dir / STATUS_FILE)
+    except Exception:
+        return None
+
+
+def status(config: Config, *, as_json: bool, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Print the agent's published state (or its status file when the broker is down)."""
+    source = "broker"
+    try:
+        health, online = read_published(config, timeout=timeout)
+    except BrokerError as error:
+        health, online, source = _local_status(config), None, "file"
+        if health is None:
+            raise
+        print(f"mqtt-tokend: {error}; showing the agent's status file", file=sys.stderr)
+    if as_json:
+        print(
+            json.dumps({"source": source, "online": online, "health": health}, indent=2), file=out
+        )
+        return 0
+    if health is None:
+        print("No health record on the broker: the agent has never run with this config.", file=out)
+        return 1
+    print(format_status(health, online=online, now=time.time()), file=out)
+    return 0
+
+
+def _when(value: Any, now: float) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    stamp = datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    delta = value - now
+    rel = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+    return f"{stamp} ({rel})"
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def format_status(health: dict[str, Any], *, online: bool | None, now: float) -> str:
+    """A short table of the health record."""
+    agent = {True: "online", False: "offline", None: "unknown"}[online]
+    rows = [
+        ("state", str(health.get("state"))),
+        ("agent", agent),
+        ("message", str(health.get("message") or "")),
+        ("user", str(health.get("user") or "-")),
+        ("token expires", _when(health.get("expires_at"), now)),
+        ("last refresh", _when(health.get("last_refresh"), now)),
+        ("next refresh", _when(health.get("next_refresh"), now)),
+        ("failures", str(health.get("consecutive_failures", 0))),
+        ("checked", _when(health.get("checked_at"), now)),
+    ]
+    lines = [f"{name:<14}{value}" for name, value in rows]
+    if health.get("instructions"):
+        lines += ["", f"TO DO: {health['instructions']}"]
+    return "\n".join(lines)
+
+
+def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
+    """Send `<base>/request/<verb>` and return the matching response body."""
+    topics = Topics(config.mqtt.base_topic)
+    transaction = uuid.uuid4().hex
+    response_topic = topics.response(verb)
+
+    def mine(message: Message) -> bool:
+        body = _json_object(message)
+        return body is not None and body.get("transaction") == transaction
+
+    with oneshot(config.mqtt, timeout=timeout, purpose=verb) as session:
+        session.subscribe([response_topic], timeout=timeout)
+        session.publish(topics.request(verb), json.dumps({"transaction": transaction}))
+        try:
+            answer = session.wait_for(response_topic, mine, timeout=timeout)
+        except BrokerError:
+            raise BrokerError(
+                f"the agent did not answer on {response_topic} within {timeout:g} s: is it "
+                "running? (`systemctl status lofi-pi-token-manager`)"
+            ) from None
+    body = _json_object(answer)
+    return body or {}
+
+
+def refresh(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Ask the agent to refresh and report what it did."""
+    body = ask_agent(config, "refresh", timeout=timeout)
+    data = body.get("data") or {}
+    if body.get("status") != "ok":
+        print(f"refresh failed: {body.get('error')}", file=out)
+        if data.get("instructions"):
+            print(data["instructions"], file=out)
+        return 1
+    what = "refreshed" if data.get("refreshed") else "not needed (refreshed moments ago)"
+    print(f"{what}; token valid until {_when(data.get('expires_at'), time.time())}", file=out)
+    return 0
+
+
+def check(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Ask the agent to check now and judge the answer; fall back to the retained record."""
+    try:
+        body = ask_agent(config, "check", timeout=timeout)
+        health: dict[str, Any] | None = body.get("data")
+        online: bool | None = True
+    except BrokerError as error:
+        try:
+            health, online = read_published(config, timeout=min(timeout, 3.0))
+        except BrokerError:
+            print(f"UNKNOWN: {error}", file=out)
+            return int(ExitCode.UNKNOWN)
+    code, why = judge(health, online=online, now=time.time())
+    print(f"{code.name}: {why}", file=out)
+    return int(code)
+
+
+def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    """Delete the stored tokens after confirmation."""
+    state_dir = config.agent.state_dir
+    if not yes:
+        print(
+            f"This deletes the Spotify login stored in {state_dir}. Type 'yes' to go on: ",
+            end="",
+            file=out,
+            flush=True,
+        )
+        if stdin.readline().strip().lower() != "yes":
+            print("nothing deleted", file=out)
+            return 1
+    from mqtt_tokend.store import BACKUP_FILE, SESSION_FILE, TOKENS_FILE
+
+    removed = []
+    for name in (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, auth.PENDING_FILE):
+        path = state_dir / name
+        if path.exists():
+            path.unlink()
+            removed.append(name)
+    print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
+    print("log in again with `mqtt-tokend auth`", file=out)
+    return 0

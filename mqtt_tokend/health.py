@@ -1,0 +1,96 @@
+"""The health model: states, the health record, and how a monitor judges it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from mqtt_tokend import __version__
+
+
+class State(StrEnum):
+    """Health `state` values (SPEC §4)."""
+
+    STARTING = "starting"
+    OK = "ok"
+    RETRYING = "retrying"
+    DEGRADED = "degraded"
+    AUTH_REQUIRED = "auth_required"
+    ERROR = "error"
+
+
+class ExitCode(IntEnum):
+    """Nagios-style exit codes of `check`."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+def auth_instructions(config_path: str | None) -> str:
+    """What a person runs to log in again."""
+    config = f" --config {config_path}" if config_path else ""
+    return (
+        "Spotify needs you to log in again. On the Pi run: "
+        f"mqtt-tokend{config} auth  (open the printed URL on any device, approve, and paste "
+        "the address you are sent to back into the terminal). The agent picks up the new "
+        "login by itself."
+    )
+
+
+@dataclass(frozen=True)
+class Health:
+    """One health record; it never holds a secret."""
+
+    state: State
+    message: str
+    checked_at: float
+    expires_at: float | None = None
+    last_refresh: float | None = None
+    next_refresh: float | None = None
+    consecutive_failures: int = 0
+    instructions: str | None = None
+    user: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object published on `<base>/health` and written to the status file."""
+        return {
+            "state": self.state.value,
+            "message": self.message,
+            "expires_at": _seconds(self.expires_at),
+            "last_refresh": _seconds(self.last_refresh),
+            "next_refresh": _seconds(self.next_refresh),
+            "consecutive_failures": self.consecutive_failures,
+            "instructions": self.instructions,
+            "checked_at": _seconds(self.checked_at),
+            "user": self.user,
+            "version": __version__,
+        }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def judge(
+    health: dict[str, Any] | None, *, online: bool | None, now: float
+) -> tuple[ExitCode, str]:
+    """How a monitor rates a published health record: an exit code and one line why."""
+    if health is None:
+        return ExitCode.UNKNOWN, "no health record found: is the agent running?"
+    state = health.get("state")
+    expires_at = health.get("expires_at")
+    message = str(health.get("message") or "")
+    if online is False:
+        return ExitCode.CRITICAL, "the agent is offline (its Last Will or a clean stop)"
+    if state in (State.AUTH_REQUIRED, State.ERROR):
+        return ExitCode.CRITICAL, f"{state}: {message}"
+    if not isinstance(expires_at, int | float) or expires_at <= now:
+        return ExitCode.CRITICAL, f"{state}: no valid token ({message})"
+    if state in (State.RETRYING, State.DEGRADED, State.STARTING):
+        return ExitCode.WARNING, f"{state}: {message}"
+    if state == State.OK:
+        return ExitCode.OK, f"ok: token valid for {int(expires_at - now)} s"
+    return ExitCode.UNKNOWN, f"unknown state {state!r}"

@@ -1,0 +1,91 @@
+"""Wiring for `mqtt-tokend run`: build the collaborators, start MQTT, run the agent's loop."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import signal
+import socket
+import threading
+from types import FrameType
+
+from mqtt_tokend.agent import Agent, Connected, InboxItem, Request, Stop
+from mqtt_tokend.config import Config
+from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.mqtt import Message, MqttLink, describe
+from mqtt_tokend.spotify import SpotifyClient
+from mqtt_tokend.store import TokenStore
+from mqtt_tokend.timing import SystemClock
+from mqtt_tokend.topics import OFFLINE, Topics
+
+_LOG = logging.getLogger(__name__)
+
+
+def agent_client_id(config: Config) -> str:
+    """A stable MQTT client id: one agent per host and base topic."""
+    if config.mqtt.client_id:
+        return config.mqtt.client_id
+    digest = hashlib.sha256(config.mqtt.base_topic.encode()).hexdigest()[:8]
+    return f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
+
+
+def make_spotify(config: Config) -> SpotifyClient:
+    """The Spotify client for this configuration."""
+    spotify = config.spotify
+    return SpotifyClient(
+        client_id=spotify.client_id,
+        client_secret=spotify.client_secret,
+        accounts_url=spotify.accounts_url,
+        api_url=spotify.api_url,
+        timeout=spotify.request_timeout,
+    )
+
+
+def serve(config: Config) -> int:
+    """Run the agent in the foreground until SIGTERM or SIGINT; return the exit status."""
+    cipher = TokenCipher.from_file(config.agent.key_file)
+    store = TokenStore(config.agent.state_dir, cipher=cipher)
+    store.ensure_dir()
+    clock = SystemClock()
+    topics = Topics(config.mqtt.base_topic)
+    inbox: queue.Queue[InboxItem] = queue.Queue()
+
+    def on_message(message: Message) -> None:
+        inbox.put(Request(message=message, received=clock.monotonic()))
+
+    link = MqttLink(
+        config.mqtt,
+        client_id=agent_client_id(config),
+        will=(topics.availability, OFFLINE.encode()),
+        subscriptions=[topics.requests],
+        on_connected=lambda: inbox.put(Connected()),
+        on_message=on_message,
+    )
+    spotify = make_spotify(config)
+    agent = Agent(
+        config=config,
+        store=store,
+        spotify=spotify,
+        cipher=cipher,
+        publisher=link,
+        inbox=inbox,
+        clock=clock,
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _LOG.info("received %s; stopping", signal.Signals(signum).name)
+        # Queue.put takes a lock the interrupted main thread may hold: hand it to a thread.
+        threading.Thread(target=inbox.put, args=(Stop(),), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
+    link.start()
+    try:
+        agent.run()
+    finally:
+        link.stop(last=agent.final_messages())
+        spotify.close()
+        _LOG.info("stopped")
+    return 0

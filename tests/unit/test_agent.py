@@ -1,0 +1,394 @@
+"""The agent's loop with an injected clock, a fake Spotify and a recording publisher."""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mqtt_tokend.agent import Agent, Connected, Request, token_sha256
+from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
+from mqtt_tokend.crypto import TokenCipher, generate_key
+from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
+from mqtt_tokend.health import State
+from mqtt_tokend.mqtt import Message
+from mqtt_tokend.store import TokenStore, Tokens
+from mqtt_tokend.topics import Topics
+from tests.fakes import FakeClock, FakePublisher, FakeSpotify
+
+BASE = "test/agent"
+TOPICS = Topics(BASE)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config(
+        spotify=SpotifyConfig(client_id="client"),
+        mqtt=MqttConfig(base_topic=BASE),
+        agent=AgentConfig(
+            state_dir=tmp_path / "state",
+            key_file=tmp_path / "key",
+            check_interval=300,
+            refresh_early_seconds=600,
+            max_backoff=300,
+            min_refresh_interval=30,
+        ),
+        homeassistant=HomeAssistantConfig(),
+    )
+
+
+@pytest.fixture
+def cipher() -> TokenCipher:
+    return TokenCipher([generate_key()])
+
+
+@pytest.fixture
+def expires_in() -> float:
+    """Seconds the stored token has left when the agent starts."""
+    return 3000.0
+
+
+@pytest.fixture
+def tokens(clock: FakeClock, expires_in: float) -> Tokens:
+    now = clock.wall()
+    return Tokens(
+        access_token="access-0",
+        refresh_token="refresh-0",
+        expires_at=now + expires_in,
+        scope="user-read-playback-state",
+        issued_at=now + expires_in - 3600,
+        authorized_at=now - 86400,
+    )
+
+
+@pytest.fixture
+def store(config: Config, cipher: TokenCipher, tokens: Tokens) -> TokenStore:
+    store = TokenStore(config.agent.state_dir, cipher=cipher)
+    store.save(tokens)
+    return store
+
+
+@pytest.fixture
+def spotify() -> FakeSpotify:
+    return FakeSpotify()
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def agent(
+    config: Config,
+    store: TokenStore,
+    spotify: FakeSpotify,
+    cipher: TokenCipher,
+    publisher: FakePublisher,
+    clock: FakeClock,
+) -> Agent:
+    agent = Agent(
+        config=config,
+        store=store,
+        spotify=spotify,  # type: ignore[arg-type]
+        cipher=cipher,
+        publisher=publisher,
+        inbox=queue.Queue(),
+        clock=clock,
+        rng=random.Random(7),
+    )
+    agent._start()
+    agent.step(Connected())
+    return agent
+
+
+def request(
+    clock: FakeClock, verb: str, body: object = None, *, retain: bool = False, raw: bytes = b""
+) -> Request:
+    payload = raw or (json.dumps(body).encode() if body is not None else b"")
+    message = Message(topic=TOPICS.request(verb), payload=payload, retain=retain)
+    return Request(message=message, received=clock.monotonic())
+
+
+def health(publisher: FakePublisher) -> dict[str, object]:
+    result: dict[str, object] = publisher.last(TOPICS.health).json()
+    return result
+
+
+def test_valid_stored_token_is_published_without_calling_spotify(
+    agent: Agent, publisher: FakePublisher, spotify: FakeSpotify, cipher: TokenCipher
+) -> None:
+    assert spotify.refresh_calls == []
+    token = publisher.last(TOPICS.token)
+    assert token.retain
+    assert cipher.decrypt_json(token.payload)["access_token"] == "access-0"
+    assert token.expiry == 3000
+    assert publisher.last(TOPICS.availability).payload == b"online"
+    assert health(publisher)["state"] == "ok"
+
+
+def test_refresh_happens_exactly_at_expiry_minus_lead(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify
+) -> None:
+    # expires in 3000 s, lead 600 s: due in 2400 s, and not a moment sooner
+    clock.advance(2399)
+    agent.step()
+    assert spotify.refresh_calls == []
+    assert min(agent._seconds_to_next_deadline(), 1) == pytest.approx(1)
+    clock.advance(1)
+    agent.step()
+    assert spotify.refresh_calls == ["refresh-0"]
+
+
+def test_rotated_refresh_token_is_on_disk_before_the_token_is_published(
+    agent: Agent, clock: FakeClock, store: TokenStore, publisher: FakePublisher,
+    cipher: TokenCipher,
+) -> None:
+    seen_on_disk: list[str] = []
+    original = publisher.publish
+
+    def spy(topic: str, payload: bytes | str, **kwargs: object) -> None:
+        if topic == TOPICS.token and payload:
+            loaded = store.load()
+            assert loaded is not None
+            seen_on_disk.append(loaded.refresh_token)
+        original(topic, payload, **kwargs)  # type: ignore[arg-type]
+
+    publisher.publish = spy  # type: ignore[method-assign]
+    clock.advance(2400)
+    agent.step()
+    assert seen_on_disk == ["refresh-1"]
+    assert cipher.decrypt_json(publisher.last(TOPICS.token).payload)["access_token"] == "access-1"
+
+
+@pytest.mark.parametrize("expires_in", [-10.0], ids=["expired-at-start"])
+def test_expired_stored_token_is_refreshed_at_start(
+    agent: Agent, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    assert spotify.refresh_calls == ["refresh-0"]
+    assert health(publisher)["state"] == "ok"
+
+
+def test_transient_failures_back_off_exponentially_within_the_cap(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    spotify.failures = [TransientError("503", status=503) for _ in range(12)]
+    clock.advance(2400)
+    waits = []
+    for _ in range(12):
+        agent.step()
+        wait = agent._seconds_to_next_deadline()
+        waits.append(wait)
+        clock.advance(wait)
+    assert len(spotify.refresh_calls) == 12
+    assert all(0 <= w <= 300 for w in waits)
+    assert health(publisher)["state"] in ("retrying", "error")
+    assert health(publisher)["consecutive_failures"] == 12
+    agent.step()  # the 13th attempt succeeds
+    assert health(publisher)["state"] == "ok"
+    assert health(publisher)["consecutive_failures"] == 0
+
+
+def test_retry_after_is_honoured_even_past_max_backoff(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    spotify.failures = [TransientError("429", status=429, retry_after=900)]
+    clock.advance(2400)
+    agent.step()
+    assert health(publisher)["next_refresh"] == pytest.approx(clock.wall() + 900, abs=1)
+    # a refresh request during the hold does not reach Spotify
+    clock.advance(60)
+    agent.step(request(clock, "refresh", {"transaction": 1}))
+    assert len(spotify.refresh_calls) == 1
+    assert health(publisher)["state"] == "retrying"
+
+
+def test_invalid_grant_stops_refreshing_and_asks_a_human(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    spotify.failures = [AuthRejected("revoked", description="Refresh token revoked")]
+    clock.advance(2400)
+    agent.step()
+    record = health(publisher)
+    assert record["state"] == "auth_required"
+    assert "mqtt-tokend" in str(record["instructions"])
+    for _ in range(5):
+        clock.advance(3600)
+        agent.step()
+    assert len(spotify.refresh_calls) == 1  # never retried in a loop
+
+
+def test_invalid_client_is_reported_as_configuration(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    spotify.failures = [ClientRejected("Spotify rejected the client: check spotify.client_id")]
+    clock.advance(2400)
+    agent.step()
+    assert health(publisher)["state"] == "error"
+    assert "client_id" in str(health(publisher)["message"])
+
+
+def test_burst_of_refresh_requests_costs_one_call(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    burst = [request(clock, "refresh", {"transaction": i}) for i in range(1000)]
+    for item in burst:
+        agent.step(item)
+    assert len(spotify.refresh_calls) == 1
+    responses = publisher.on(TOPICS.response("refresh"))
+    assert len(responses) == 1000
+    assert {r.json()["transaction"] for r in responses} == set(range(1000))
+    assert all(r.json()["status"] == "ok" for r in responses)
+    assert sum(r.json()["data"]["refreshed"] for r in responses) == 1
+
+
+def test_plain_request_soon_after_a_refresh_gets_the_current_token(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify
+) -> None:
+    agent.step(request(clock, "refresh"))
+    clock.advance(10)
+    agent.step(request(clock, "refresh"))
+    assert len(spotify.refresh_calls) == 1
+    clock.advance(21)
+    agent.step(request(clock, "refresh"))
+    assert len(spotify.refresh_calls) == 2
+
+
+def test_rejected_current_token_is_refreshed_at_once_but_only_once(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify
+) -> None:
+    agent.step(request(clock, "refresh"))  # access-1 is now current
+    clock.advance(1)
+    stale = {"reason": "rejected", "token_sha256": token_sha256("access-0")}
+    agent.step(request(clock, "refresh", stale))
+    assert len(spotify.refresh_calls) == 1  # an old token: the current one is the answer
+    current = {"reason": "rejected", "token_sha256": token_sha256("access-1")}
+    agent.step(request(clock, "refresh", current))
+    agent.step(request(clock, "refresh", current))
+    assert len(spotify.refresh_calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"not json", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"reason": 5}', "'reason' must be a string"),
+        (b"x" * 100_000, "too large"),
+    ],
+    ids=["text", "binary", "array", "wrong-type", "huge"],
+)
+def test_malformed_requests_get_an_error_and_change_nothing(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher,
+    raw: bytes, error: str,
+) -> None:
+    before = agent.state
+    agent.step(request(clock, "refresh", raw=raw))
+    answer = publisher.last(TOPICS.response("refresh")).json()
+    assert answer["status"] == "error"
+    assert error in answer["error"]
+    assert spotify.refresh_calls == []
+    assert agent.state == before
+
+
+def test_unknown_verb_and_retained_requests(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    agent.step(request(clock, "explode", {"transaction": "t"}))
+    answer = publisher.last(TOPICS.response("explode")).json()
+    assert answer == {
+        "status": "error",
+        "data": {},
+        "error": answer["error"],
+        "transaction": "t",
+    }
+    assert "unknown verb" in answer["error"]
+    agent.step(request(clock, "refresh", retain=True))
+    assert spotify.refresh_calls == []
+    assert publisher.on(TOPICS.response("refresh")) == []
+
+
+def test_mqtt5_response_topic_and_correlation_data_are_honoured(
+    agent: Agent, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    message = Message(
+        topic=TOPICS.request("status"),
+        payload=b"",
+        response_topic="client/inbox",
+        correlation_data=b"\x01\x02",
+    )
+    agent.step(Request(message=message, received=clock.monotonic()))
+    answer = publisher.last("client/inbox")
+    assert answer.reply is not None and answer.reply.correlation_data == b"\x01\x02"
+    assert answer.json()["data"]["state"] == "ok"
+
+
+def test_check_refreshes_when_spotify_refuses_the_access_token(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher
+) -> None:
+    spotify.me_failures = [AccessTokenRejected("401", status=401)]
+    clock.advance(300)
+    agent.step()
+    assert spotify.refresh_calls == ["refresh-0"]
+    assert health(publisher)["user"] == "Demo User" or spotify.me_calls >= 1
+
+
+def test_health_check_runs_every_interval(
+    agent: Agent, clock: FakeClock, spotify: FakeSpotify
+) -> None:
+    calls = spotify.me_calls
+    clock.advance(299)
+    agent.step()
+    assert spotify.me_calls == calls
+    clock.advance(1)
+    agent.step()
+    assert spotify.me_calls == calls + 1
+
+
+def test_reconnect_republishes_all_retained_state(
+    agent: Agent, publisher: FakePublisher
+) -> None:
+    publisher.messages.clear()
+    agent.step(Connected())
+    topics = {m.topic for m in publisher.messages if m.retain}
+    assert {TOPICS.availability, TOPICS.token, TOPICS.health} <= topics
+
+
+def test_a_new_login_stored_by_auth_is_picked_up(
+    agent: Agent, clock: FakeClock, store: TokenStore, tokens: Tokens, spotify: FakeSpotify,
+    publisher: FakePublisher, cipher: TokenCipher,
+) -> None:
+    spotify.failures = [AuthRejected("revoked")]
+    clock.advance(2400)
+    agent.step()
+    assert agent.state == State.AUTH_REQUIRED
+    store.save(replace(tokens, access_token="fresh", refresh_token="fresh-rt",
+                       issued_at=clock.wall(), expires_at=clock.wall() + 3600))
+    agent.step()
+    assert agent.state == State.OK
+    assert cipher.decrypt_json(publisher.last(TOPICS.token).payload)["access_token"] == "fresh"
+
+
+def test_without_any_login_the_agent_waits_for_one(
+    config: Config, cipher: TokenCipher, spotify: FakeSpotify, publisher: FakePublisher,
+    clock: FakeClock,
+) -> None:
+    store = TokenStore(config.agent.state_dir, cipher=cipher)
+    agent = Agent(config=config, store=store, spotify=spotify,  # type: ignore[arg-type]
+                  cipher=cipher, publisher=publisher, inbox=queue.Queue(), clock=clock)
+    agent._start()
+    agent.step(Connected())
+    assert agent.state == State.AUTH_REQUIRED
+    assert publisher.last(TOPICS.token).payload == b""  # no stale token left retained
+    assert agent._seconds_to_next_deadline() <= 2.0
+
+
+def test_final_messages_say_offline(agent: Agent) -> None:
+    final = dict(agent.final_messages())
+    assert final[TOPICS.availability] == b"offline"
+    assert json.loads(final[TOPICS.health])["message"] == "agent stopped"
