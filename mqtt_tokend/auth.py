@@ -138,11 +138,15 @@ def complete(
 def save_pending(store: TokenStore, cipher: TokenCipher, authorization: Authorization) -> None:
     """Keep a login in progress (encrypted) so another command can finish it."""
     store.ensure_dir()
-    secret = {"state": authorization.state, "code_verifier": authorization.code_verifier}
+    # The URL carries the state in its query, so it is encrypted along with the state.
+    secret = {
+        "state": authorization.state,
+        "code_verifier": authorization.code_verifier,
+        "url": authorization.url,
+    }
     write_json(
         store.path(PENDING_FILE),
         {
-            "url": authorization.url,
             "redirect_uri": authorization.redirect_uri,
             "created_at": authorization.created_at,
             "secret": cipher.encrypt_json(secret),
@@ -158,7 +162,7 @@ def load_pending(store: TokenStore, cipher: TokenCipher, *, now: float) -> Autho
             return None
         secret = cipher.decrypt_json(str(record["secret"]))
         authorization = Authorization(
-            url=str(record["url"]),
+            url=str(secret["url"]),
             redirect_uri=str(record["redirect_uri"]),
             created_at=float(record["created_at"]),
             state=str(secret["state"]),

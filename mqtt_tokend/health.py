@@ -87,9 +87,12 @@ def judge(
         return ExitCode.CRITICAL, "the agent is offline (its Last Will or a clean stop)"
     if state in (State.AUTH_REQUIRED, State.ERROR):
         return ExitCode.CRITICAL, f"{state}: {message}"
+    if state == State.DEGRADED:
+        # Degraded means the user token is gone by definition; consumers still get the app token.
+        return ExitCode.WARNING, f"{state}: {message}"
     if not isinstance(expires_at, int | float) or expires_at <= now:
         return ExitCode.CRITICAL, f"{state}: no valid token ({message})"
-    if state in (State.RETRYING, State.DEGRADED, State.STARTING):
+    if state in (State.RETRYING, State.STARTING):
         return ExitCode.WARNING, f"{state}: {message}"
     if state == State.OK:
         return ExitCode.OK, f"ok: token valid for {int(expires_at - now)} s"
