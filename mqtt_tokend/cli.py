@@ -239,9 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mqtt-tokend` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if args.command == "emulator":
-        args.emulator_args = [*args.emulator_args, *extra]
+        args.emulator_args = argv[argv.index("emulator") + 1 :]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

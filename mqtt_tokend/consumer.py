@@ -12,7 +12,7 @@ from mqtt_tokend.errors import BrokerError, CryptoError
 from mqtt_tokend.mqtt import Message, oneshot
 from mqtt_tokend.topics import Topics
 
-EXPIRY_MARGIN = 5.0  # a token this close to expiry is not handed out
+EXPIRY_MARGIN = 5.0  # a token this close to expiry is not handed out (or a quarter of its life)
 
 
 def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str, Any] | None:
@@ -24,9 +24,11 @@ def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str
         return None
     token = cipher.decrypt_json(payload)
     expires_at = token.get("expires_at")
+    issued_at = token.get("issued_at", expires_at)
     if not isinstance(token.get("access_token"), str) or not isinstance(expires_at, int | float):
         raise CryptoError("the decrypted payload is not a token object")
-    if expires_at - EXPIRY_MARGIN <= now:
+    lifetime = expires_at - issued_at if isinstance(issued_at, int | float) else 0.0
+    if expires_at - min(EXPIRY_MARGIN, lifetime / 4) <= now:
         return None
     return token
 

@@ -16,7 +16,7 @@ from mqtt_tokend.crypto import TokenCipher, generate_key
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from mqtt_tokend.health import State
 from mqtt_tokend.mqtt import Message
-from mqtt_tokend.store import TokenStore, Tokens
+from mqtt_tokend.store import Tokens, TokenStore
 from mqtt_tokend.topics import Topics
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify
 
@@ -145,7 +145,10 @@ def test_refresh_happens_exactly_at_expiry_minus_lead(
 
 
 def test_rotated_refresh_token_is_on_disk_before_the_token_is_published(
-    agent: Agent, clock: FakeClock, store: TokenStore, publisher: FakePublisher,
+    agent: Agent,
+    clock: FakeClock,
+    store: TokenStore,
+    publisher: FakePublisher,
     cipher: TokenCipher,
 ) -> None:
     seen_on_disk: list[str] = []
@@ -284,8 +287,12 @@ def test_rejected_current_token_is_refreshed_at_once_but_only_once(
     ids=["text", "binary", "array", "wrong-type", "huge"],
 )
 def test_malformed_requests_get_an_error_and_change_nothing(
-    agent: Agent, clock: FakeClock, spotify: FakeSpotify, publisher: FakePublisher,
-    raw: bytes, error: str,
+    agent: Agent,
+    clock: FakeClock,
+    spotify: FakeSpotify,
+    publisher: FakePublisher,
+    raw: bytes,
+    error: str,
 ) -> None:
     before = agent.state
     agent.step(request(clock, "refresh", raw=raw))
@@ -350,9 +357,7 @@ def test_health_check_runs_every_interval(
     assert spotify.me_calls == calls + 1
 
 
-def test_reconnect_republishes_all_retained_state(
-    agent: Agent, publisher: FakePublisher
-) -> None:
+def test_reconnect_republishes_all_retained_state(agent: Agent, publisher: FakePublisher) -> None:
     publisher.messages.clear()
     agent.step(Connected())
     topics = {m.topic for m in publisher.messages if m.retain}
@@ -360,27 +365,49 @@ def test_reconnect_republishes_all_retained_state(
 
 
 def test_a_new_login_stored_by_auth_is_picked_up(
-    agent: Agent, clock: FakeClock, store: TokenStore, tokens: Tokens, spotify: FakeSpotify,
-    publisher: FakePublisher, cipher: TokenCipher,
+    agent: Agent,
+    clock: FakeClock,
+    store: TokenStore,
+    tokens: Tokens,
+    spotify: FakeSpotify,
+    publisher: FakePublisher,
+    cipher: TokenCipher,
 ) -> None:
     spotify.failures = [AuthRejected("revoked")]
     clock.advance(2400)
     agent.step()
     assert agent.state == State.AUTH_REQUIRED
-    store.save(replace(tokens, access_token="fresh", refresh_token="fresh-rt",
-                       issued_at=clock.wall(), expires_at=clock.wall() + 3600))
+    store.save(
+        replace(
+            tokens,
+            access_token="fresh",
+            refresh_token="fresh-rt",
+            issued_at=clock.wall(),
+            expires_at=clock.wall() + 3600,
+        )
+    )
     agent.step()
     assert agent.state == State.OK
     assert cipher.decrypt_json(publisher.last(TOPICS.token).payload)["access_token"] == "fresh"
 
 
 def test_without_any_login_the_agent_waits_for_one(
-    config: Config, cipher: TokenCipher, spotify: FakeSpotify, publisher: FakePublisher,
+    config: Config,
+    cipher: TokenCipher,
+    spotify: FakeSpotify,
+    publisher: FakePublisher,
     clock: FakeClock,
 ) -> None:
     store = TokenStore(config.agent.state_dir, cipher=cipher)
-    agent = Agent(config=config, store=store, spotify=spotify,  # type: ignore[arg-type]
-                  cipher=cipher, publisher=publisher, inbox=queue.Queue(), clock=clock)
+    agent = Agent(
+        config=config,
+        store=store,
+        spotify=spotify,  # type: ignore[arg-type]
+        cipher=cipher,
+        publisher=publisher,
+        inbox=queue.Queue(),
+        clock=clock,
+    )
     agent._start()
     agent.step(Connected())
     assert agent.state == State.AUTH_REQUIRED

@@ -1,0 +1,209 @@
+"""Integration fixtures: a private Mosquitto, the Spotify emulator, the real CLI as subprocesses.
+
+Fixtures chain: broker + emulator + base_topic -> config_file -> logged_in -> agent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mqtt_tokend.devbroker import PrivateMosquitto, free_port
+from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from tests.integration.watch import Watcher, wait_until
+
+CLI = [sys.executable, "-m", "mqtt_tokend"]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    """A Mosquitto of our own on a free port (anonymous, TCP_NODELAY, no persistence)."""
+    with PrivateMosquitto(tmp_path / "broker") as mosquitto:
+        yield mosquitto
+
+
+@pytest.fixture
+def token_lifetime() -> float:
+    """Access-token lifetime the emulator grants; tests shorten it to watch refreshes."""
+    return 3600.0
+
+
+@pytest.fixture
+def emulator(token_lifetime: float) -> Iterator[SpotifyEmulator]:
+    """The Spotify emulator over real HTTP on loopback."""
+    with SpotifyEmulator(token_lifetime=token_lifetime) as emu:
+        yield emu
+
+
+@pytest.fixture
+def base_topic() -> str:
+    """A topic tree no other test uses."""
+    return f"test/{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def redirect_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def extra_config() -> str:
+    """TOML lines appended to the [agent] section."""
+    return ""
+
+
+@pytest.fixture
+def config_file(
+    tmp_path: Path,
+    broker: PrivateMosquitto,
+    emulator: SpotifyEmulator,
+    base_topic: str,
+    redirect_port: int,
+    extra_config: str,
+) -> Path:
+    """A config pointing at the private broker and the emulator, with a fresh key."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[spotify]
+client_id = "{DEMO_CLIENT_ID}"
+redirect_uri = "http://127.0.0.1:{redirect_port}/callback"
+accounts_url = "{emulator.url}"
+api_url = "{emulator.url}"
+request_timeout = 3
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+base_topic = "{base_topic}"
+keepalive = 5
+
+[agent]
+state_dir = "state"
+key_file = "fernet.key"
+check_interval = 60
+refresh_early_seconds = 600
+max_backoff = 2
+min_refresh_interval = 30
+{extra_config}
+"""
+    )
+    result = cli(path, "keygen")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def cli(
+    config: Path, *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run `mqtt-tokend --config CONFIG ARGS...` and capture its output."""
+    return subprocess.run(
+        [*CLI, "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def approve(url: str) -> str:
+    """What a browser does at the emulator's /authorize: return the redirect it is sent to."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(url, timeout=10)
+    except urllib.error.HTTPError as redirect:
+        assert redirect.code == 302, redirect.code
+        return str(redirect.headers["Location"])
+    raise AssertionError("the emulator did not redirect")
+
+
+def login(config: Path) -> subprocess.CompletedProcess[str]:
+    """`mqtt-tokend auth` driven through standard input, as a script or a person would."""
+    process = subprocess.Popen(
+        [*CLI, "--config", str(config), "auth"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    redirect = approve(url)
+    out, err = process.communicate(redirect + "\n", timeout=30)
+    return subprocess.CompletedProcess(process.args, process.returncode, url + "\n" + out, err)
+
+
+@pytest.fixture
+def logged_in(config_file: Path) -> Path:
+    """The config after a successful headless login."""
+    result = login(config_file)
+    assert result.returncode == 0, result.stderr
+    return config_file
+
+
+class AgentProcess:
+    """`mqtt-tokend run` as a subprocess, its log in a file."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log = config.parent / "agent-stderr.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "--config", str(self.config), "--log-level", "DEBUG", "run"],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def signal(self, signum: int) -> int:
+        assert self.process is not None
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=15)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def agent(logged_in: Path) -> Iterator[AgentProcess]:
+    """A running agent (logged in); stopped with SIGTERM at the end."""
+    process = AgentProcess(logged_in).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def watcher(broker: PrivateMosquitto, base_topic: str) -> Iterator[Watcher]:
+    """A subscriber to `<base>/#` that records everything."""
+    with Watcher(broker.host, broker.port, f"{base_topic}/#") as watch:
+        yield watch
+
+
+__all__ = ["AgentProcess", "approve", "cli", "login", "wait_until"]

@@ -1,0 +1,420 @@
+"""The product end to end: real CLI subprocesses, a private Mosquitto, the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.devbroker import PrivateMosquitto
+from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.topics import Topics
+from tests.integration.conftest import CLI, AgentProcess, approve, cli, login
+from tests.integration.watch import Seen, Watcher, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def cipher_for(config: Path) -> TokenCipher:
+    return TokenCipher.from_file(config.parent / "fernet.key")
+
+
+def access_token(config: Path, message: Seen) -> str:
+    token: str = cipher_for(config).decrypt_json(message.payload)["access_token"]
+    return token
+
+
+def me_status(emulator: SpotifyEmulator, token: str) -> int:
+    request = urllib.request.Request(
+        f"{emulator.url}/v1/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def retained(broker: PrivateMosquitto, topic: str) -> bytes | None:
+    """The retained message on `topic` as a new mosquitto_sub client sees it, or None."""
+    result = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-t",
+            topic,
+            "--retained-only",
+            "-C",
+            "1",
+            "-W",
+            "1",
+            "-N",
+        ],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return result.stdout or None if result.returncode == 0 else None
+
+
+def healthy(message: Seen) -> bool:
+    return bool(message.payload) and message.json()["state"] == "ok"
+
+
+# ---- login -------------------------------------------------------------------------------
+
+
+def test_auth_prints_the_url_alone_and_stores_encrypted_tokens(config_file: Path) -> None:
+    result = login(config_file)
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.splitlines()[0]
+    assert url.startswith("http://127.0.0.1:") and "code_challenge_method=S256" in url
+    assert "Logged in to Spotify as" in result.stderr
+    state = config_file.parent / "state"
+    tokens = state / "spotify_tokens.json"
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    assert (state / "spotify_tokens_backup.json").exists()
+    assert not (state / "pending_auth.json").exists()
+    record = json.loads(tokens.read_text())
+    assert set(record) == {"version", "tokens"}  # only ciphertext
+
+
+def test_auth_refuses_a_redirect_from_another_login(config_file: Path) -> None:
+    process = subprocess.Popen(
+        [*CLI, "--config", str(config_file), "auth"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    redirect = approve(process.stdout.readline().strip())
+    forged = redirect.replace("state=", "state=x")
+    _, err = process.communicate(forged + "\n", timeout=30)
+    assert process.returncode == 1
+    assert "different login attempt" in err
+    assert not (config_file.parent / "state" / "spotify_tokens.json").exists()
+
+
+def test_auth_listen_serves_the_loopback_callback(config_file: Path) -> None:
+    process = subprocess.Popen(
+        [*CLI, "--config", str(config_file), "auth", "--listen"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    redirect = approve(process.stdout.readline().strip())
+    wait_until(
+        lambda: "Waiting for the browser" in process.stderr.readline(),
+        timeout=10,
+        what="the listener",
+    )  # type: ignore[union-attr]
+    with urllib.request.urlopen(redirect, timeout=10) as page:  # the browser lands on the Pi
+        assert b"close this tab" in page.read()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Logged in to Spotify as" in err
+
+
+def test_auth_with_redirect_url_finishes_a_pending_login(config_file: Path) -> None:
+    first = subprocess.run(
+        [*CLI, "--config", str(config_file), "auth"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert first.returncode == 1 and "--redirect-url" in first.stderr
+    redirect = approve(first.stdout.strip())
+    second = cli(config_file, "auth", "--redirect-url", redirect)
+    assert second.returncode == 0, second.stderr
+    assert "Logged in" in second.stderr
+
+
+# ---- the running agent --------------------------------------------------------------------
+
+
+def test_agent_publishes_online_health_and_a_token_get_token_decrypts(
+    agent: AgentProcess,
+    watcher: Watcher,
+    base_topic: str,
+    emulator: SpotifyEmulator,
+) -> None:
+    topics = Topics(base_topic)
+    assert watcher.wait_for(topics.availability).payload == b"online"
+    assert watcher.wait_for(topics.health, healthy).json()["user"]
+    retained = watcher.wait_for(topics.token)
+    assert retained.expiry is not None and 3500 < retained.expiry <= 3600
+    result = cli(agent.config, "get-token")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token == access_token(agent.config, retained)
+    assert me_status(emulator, token) == 200
+    as_json = json.loads(cli(agent.config, "get-token", "--json").stdout)
+    assert as_json["kind"] == "user" and as_json["token_type"] == "Bearer"
+
+
+def test_forced_refresh_with_mosquitto_pub_puts_a_new_token_on_the_broker(
+    agent: AgentProcess,
+    watcher: Watcher,
+    base_topic: str,
+    broker: PrivateMosquitto,
+    emulator: SpotifyEmulator,
+) -> None:
+    topics = Topics(base_topic)
+    first = watcher.wait_for(topics.token)
+    watcher.wait_for(topics.health, healthy)
+    before = emulator.calls("refresh_token")
+    sent = time.monotonic()
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-t",
+            topics.request("refresh"),
+            "-n",
+        ],
+        check=True,
+        timeout=10,
+    )
+    new = watcher.wait_for(topics.token, lambda m: m.payload != first.payload, after=sent)
+    assert access_token(agent.config, new) != access_token(agent.config, first)
+    assert emulator.calls("refresh_token") == before + 1
+
+
+def test_a_burst_of_refresh_requests_costs_one_spotify_call(
+    agent: AgentProcess,
+    watcher: Watcher,
+    base_topic: str,
+    broker: PrivateMosquitto,
+    emulator: SpotifyEmulator,
+) -> None:
+    topics = Topics(base_topic)
+    watcher.wait_for(topics.health, healthy)
+    before = emulator.calls("refresh_token")
+    lines = "\n".join(json.dumps({"transaction": i}) for i in range(200)) + "\n"
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-q",
+            "1",
+            "-t",
+            topics.request("refresh"),
+            "-l",
+        ],
+        input=lines,
+        text=True,
+        check=True,
+        timeout=20,
+    )
+
+    def answered() -> bool:
+        return len(watcher.on(topics.response("refresh"))) >= 200
+
+    wait_until(answered, timeout=20, what="200 responses")
+    assert emulator.calls("refresh_token") - before == 1
+    transactions = {m.json()["transaction"] for m in watcher.on(topics.response("refresh"))}
+    assert transactions == set(range(200))
+
+
+def test_refresh_command_waits_for_the_agents_answer(
+    agent: AgentProcess, watcher: Watcher, base_topic: str
+) -> None:
+    watcher.wait_for(Topics(base_topic).health, healthy)
+    result = cli(agent.config, "refresh")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("refreshed;")
+    again = cli(agent.config, "refresh")
+    assert again.returncode == 0
+    assert again.stdout.startswith("not needed")
+
+
+@pytest.mark.parametrize("token_lifetime", [3.0], ids=["3s-tokens"])
+def test_pkce_rotation_survives_kill_9_without_a_new_login(
+    logged_in: Path,
+    watcher: Watcher,
+    base_topic: str,
+    emulator: SpotifyEmulator,
+) -> None:
+    topics = Topics(base_topic)
+    agent = AgentProcess(logged_in).start()
+    try:
+        wait_until(lambda: emulator.calls("refresh_token") >= 3, timeout=20, what="three rotations")
+        agent.kill9()
+        watcher.wait_for(topics.availability, lambda m: m.payload == b"offline")  # Last Will
+        killed_at = emulator.calls("refresh_token")
+        restarted = time.monotonic()
+        agent = AgentProcess(logged_in).start()
+        wait_until(
+            lambda: emulator.calls("refresh_token") >= killed_at + 2,
+            timeout=20,
+            what="refreshes after the restart",
+        )
+        ok = watcher.wait_for(topics.health, healthy, after=restarted)
+        assert ok.json()["consecutive_failures"] == 0
+        latest = watcher.on(topics.health)[-1].json()
+        assert latest["state"] == "ok", latest
+        assert "invalid_grant" not in agent.output()
+    finally:
+        agent.stop()
+
+
+def test_broker_restart_brings_the_retained_state_back(
+    agent: AgentProcess, broker: PrivateMosquitto, base_topic: str
+) -> None:
+    topics = Topics(base_topic)
+    assert wait_until(lambda: retained(broker, topics.token), timeout=10, what="a token")
+    broker.restart()  # no persistence: the broker forgets every retained message
+    assert wait_until(lambda: retained(broker, topics.token), timeout=20, what="the token back")
+    assert retained(broker, topics.availability) == b"online"
+    health = retained(broker, topics.health)
+    assert health is not None and json.loads(health)["state"] == "ok"
+
+
+def test_sigterm_publishes_offline_and_exits_cleanly(
+    agent: AgentProcess, watcher: Watcher, base_topic: str, broker: PrivateMosquitto
+) -> None:
+    topics = Topics(base_topic)
+    watcher.wait_for(topics.health, healthy)
+    assert agent.signal(signal.SIGTERM) == 0
+    with Watcher(broker.host, broker.port, topics.availability) as fresh:
+        assert fresh.wait_for(topics.availability).payload == b"offline"
+    assert "Traceback" not in agent.output()
+
+
+def test_agent_starts_while_the_broker_is_down_and_connects_later(
+    logged_in: Path, broker: PrivateMosquitto, base_topic: str
+) -> None:
+    broker.stop()
+    agent = AgentProcess(logged_in).start()
+    try:
+        wait_until(lambda: "starting" in agent.output(), timeout=10, what="the agent to start")
+        broker.start()
+        token = Topics(base_topic).token
+        assert wait_until(lambda: retained(broker, token), timeout=40, what="a retained token")
+    finally:
+        agent.stop()
+
+
+def test_check_and_status_report_the_agent(
+    agent: AgentProcess, watcher: Watcher, base_topic: str
+) -> None:
+    watcher.wait_for(Topics(base_topic).health, healthy)
+    check = cli(agent.config, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith("OK:")
+    status = json.loads(cli(agent.config, "status", "--json").stdout)
+    assert status["online"] is True and status["health"]["state"] == "ok"
+    table = cli(agent.config, "status").stdout
+    assert "state" in table and "token expires" in table
+    agent.signal(signal.SIGTERM)
+    stopped = cli(agent.config, "check", "--timeout", "2")
+    assert stopped.returncode == 2, stopped.stdout
+    assert "offline" in stopped.stdout
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_config_lists_every_error_and_exits_78(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[spotify]\nclient_id = ""\ncolour = 1\n[mqtt]\nport = "abc"\n')
+    result = subprocess.run(
+        [*CLI, "--config", str(path), "run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 78
+    for key in ("spotify.client_id", "spotify.colour", "mqtt.port"):
+        assert key in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_localhost_redirect_uri_is_refused_with_the_fix(config_file: Path) -> None:
+    text = config_file.read_text()
+    config_file.write_text(text.replace("http://127.0.0.1:", "http://localhost:"))
+    result = cli(config_file, "auth")
+    assert result.returncode == 78
+    assert "127.0.0.1" in result.stderr and "localhost" in result.stderr
+
+
+def test_missing_key_file_says_how_to_make_one(logged_in: Path) -> None:
+    (logged_in.parent / "fernet.key").unlink()
+    result = cli(logged_in, "run")
+    assert result.returncode == 1
+    assert "mqtt-tokend keygen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_token_files_are_reported_and_kept(
+    logged_in: Path, watcher: Watcher, base_topic: str
+) -> None:
+    state = logged_in.parent / "state"
+    for name in ("spotify_tokens.json", "spotify_tokens_backup.json"):
+        (state / name).write_bytes(b'{"version": 1, "tokens": "gAAAA-truncated')
+    agent = AgentProcess(logged_in).start()
+    try:
+        record = watcher.wait_for(
+            Topics(base_topic).health, lambda m: m.json()["state"] == "auth_required"
+        ).json()
+        assert "spotify_tokens.json" in record["message"]
+        assert "Nothing was deleted" in record["message"]
+        assert "mqtt-tokend" in record["instructions"]
+        assert (state / "spotify_tokens.json").read_bytes().startswith(b'{"version": 1')
+    finally:
+        agent.stop()
+
+
+def test_get_token_with_the_wrong_key_is_a_clear_error(
+    agent: AgentProcess, watcher: Watcher, base_topic: str
+) -> None:
+    watcher.wait_for(Topics(base_topic).token)
+    key = agent.config.parent / "fernet.key"
+    key.unlink()
+    assert cli(agent.config, "keygen").returncode == 0
+    result = cli(agent.config, "get-token", "--timeout", "3")
+    assert result.returncode == 1
+    assert "does not decrypt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_get_token_without_a_broker_is_a_clear_error(
+    logged_in: Path, broker: PrivateMosquitto
+) -> None:
+    broker.stop()
+    result = cli(logged_in, "get-token", "--timeout", "2")
+    assert result.returncode == 1
+    assert "cannot reach the MQTT broker" in result.stderr
+    check = cli(logged_in, "check", "--timeout", "2")
+    assert check.returncode == 3
+
+
+def test_reset_asks_first_and_then_removes_the_login(logged_in: Path) -> None:
+    state = logged_in.parent / "state"
+    declined = cli(logged_in, "reset", stdin="no\n")
+    assert declined.returncode == 1 and (state / "spotify_tokens.json").exists()
+    done = cli(logged_in, "reset", "--yes")
+    assert done.returncode == 0
+    assert not (state / "spotify_tokens.json").exists()
+    assert not (state / "spotify_tokens_backup.json").exists()
