@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sourced by scripts/demo and scripts/test: a virtual environment with the package, and Mosquitto.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${MQTT_TOKEND_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_mosquitto() {
+    if [ -x /usr/sbin/mosquitto ] && command -v mosquitto_pub >/dev/null 2>&1; then
+        return
+    fi
+    echo "Installing Mosquitto (apt-get install -y mosquitto mosquitto-clients)..." >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >&2
+}
+
+make_venv() {
+    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "mqtt-tokend needs Python 3.11 or newer; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
+        exit 1
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # Reinstall only when the package metadata changed since the last install.
+    local stamp="$VENV/.mqtt-tokend-installed"
+    local want
+    want=$(sha256sum <"$ROOT/pyproject.toml" | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" >&2
+        echo "$want" >"$stamp"
+    fi
+}
+
+install_mosquitto
+make_venv
