@@ -7,13 +7,12 @@ so nothing is polled. Requests that arrive while a refresh is in flight share it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import queue
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from mqtt_tokend.config import Config
@@ -29,7 +28,16 @@ from mqtt_tokend.errors import (
     TransientError,
 )
 from mqtt_tokend.health import Health, State, auth_instructions
-from mqtt_tokend.mqtt import Message, Reply
+from mqtt_tokend.inbox import (
+    Connected,
+    InboxItem,
+    RefreshGate,
+    Request,
+    RequestError,
+    Stop,
+    parse_request,
+)
+from mqtt_tokend.mqtt import Reply
 from mqtt_tokend.spotify import SpotifyClient, TokenGrant
 from mqtt_tokend.store import Tokens, TokenStore
 from mqtt_tokend.timing import Clock, Deadline, refresh_at, retry_delay
@@ -45,7 +53,6 @@ from mqtt_tokend.topics import (
 
 _LOG = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 4096
 LOGIN_POLL_SECONDS = 2.0  # how often to look for a new login while one is needed
 
 
@@ -66,52 +73,6 @@ class Publisher(Protocol):
         reply: Reply | None = None,
     ) -> None:
         """Publish at QoS 1."""
-
-
-class Connected:
-    """Inbox item: the broker (re)accepted us; republish every retained message."""
-
-
-class Stop:
-    """Inbox item: stop the loop."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """Inbox item: a message on a request topic and when it arrived (monotonic)."""
-
-    message: Message
-    received: float
-
-
-InboxItem = Connected | Stop | Request
-
-
-def token_sha256(access_token: str) -> str:
-    """The hex SHA-256 by which consumers name the token they hold."""
-    return hashlib.sha256(access_token.encode()).hexdigest()
-
-
-class RequestError(ValueError):
-    """A request payload the agent cannot act on; the text goes back to the sender."""
-
-
-def parse_request(payload: bytes) -> dict[str, Any]:
-    """Empty, or a JSON object with optional `transaction`, `reason`, `token_sha256`."""
-    if len(payload) > MAX_REQUEST_BYTES:
-        raise RequestError(f"payload too large ({len(payload)} bytes, at most {MAX_REQUEST_BYTES})")
-    if not payload.strip():
-        return {}
-    try:
-        body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise RequestError("payload is not JSON (send nothing, or a JSON object)") from None
-    if not isinstance(body, dict):
-        raise RequestError("payload must be a JSON object")
-    for key in ("reason", "token_sha256"):
-        if key in body and not isinstance(body[key], str):
-            raise RequestError(f"'{key}' must be a string")
-    return body
 
 
 class Agent:
@@ -146,10 +107,8 @@ class Agent:
         self._failures = 0
         self._user: str | None = None
         self._last_refresh: float | None = None
-        self._last_attempt_end: float | None = None  # monotonic
-        self._last_attempt_wall: float | None = None
+        self._gate = RefreshGate(min_interval=config.agent.min_refresh_interval)
         self._refresh_due: Deadline | None = None
-        self._hold_until: float | None = None  # monotonic; no call to Spotify before it
         self._check_due = Deadline.after(0.0, clock)
 
     @property
@@ -256,7 +215,7 @@ class Agent:
             self._refresh_due = None
             return False
         _LOG.info("refreshing the access token (%s)", reason)
-        self._last_attempt_wall = self._clock.wall()
+        started_wall = self._clock.wall()
         try:
             grant = self._spotify.refresh(tokens.refresh_token)
         except TransientError as err:
@@ -276,7 +235,7 @@ class Agent:
             self._retry_later(err, None)
             return False
         finally:
-            self._last_attempt_end = self._clock.monotonic()
+            self._gate.attempted(started_wall=started_wall, ended=self._clock.monotonic())
         self._accept(grant, tokens)
         return True
 
@@ -316,7 +275,7 @@ class Agent:
         self._failures += 1
         self._refresh_due = Deadline.after(delay, self._clock)
         if retry_after is not None:
-            self._hold_until = self._clock.monotonic() + retry_after
+            self._gate.hold(until=self._clock.monotonic() + retry_after)
         tokens = self._tokens
         valid = tokens is not None and tokens.seconds_left(self._clock.wall()) > 0
         state = State.RETRYING if valid else State.ERROR
@@ -412,7 +371,7 @@ class Agent:
                 data=self._health().to_payload(),
             )
             return
-        if self._should_call_spotify(request, body, tokens):
+        if self._gate.should_call(request, body, tokens, now=self._clock.monotonic()):
             self._refresh(str(body.get("reason") or "requested"))
         refreshed = self._tokens is not tokens
         ok = self._tokens is not None and self._state in (State.OK, State.RETRYING)
@@ -420,22 +379,6 @@ class Agent:
         self._respond(
             reply, ok=ok, data=data, transaction=transaction, error=None if ok else self._message
         )
-
-    def _should_call_spotify(self, request: Request, body: dict[str, Any], tokens: Tokens) -> bool:
-        last_end = self._last_attempt_end
-        if last_end is not None and request.received <= last_end:
-            return False  # it arrived before the last attempt ended: that attempt answers it
-        holding_current = body.get("token_sha256") == token_sha256(tokens.access_token)
-        attempted_since_issue = (
-            self._last_attempt_wall is not None and self._last_attempt_wall > tokens.issued_at
-        )
-        if self._hold_until is not None and self._clock.monotonic() < self._hold_until:
-            return False  # Spotify asked us to wait (Retry-After)
-        if body.get("reason") == "rejected" and holding_current and not attempted_since_issue:
-            return True
-        if last_end is None:
-            return True
-        return self._clock.monotonic() - last_end >= self._agent.min_refresh_interval
 
     def _respond(
         self,

@@ -10,9 +10,10 @@ import socket
 import threading
 from types import FrameType
 
-from mqtt_tokend.agent import Agent, Connected, InboxItem, Request, Stop
+from mqtt_tokend.agent import Agent
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.inbox import Connected, InboxItem, Request, Stop
 from mqtt_tokend.mqtt import Message, MqttLink, describe
 from mqtt_tokend.spotify import SpotifyClient
 from mqtt_tokend.store import TokenStore

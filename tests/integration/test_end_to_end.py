@@ -165,6 +165,9 @@ def test_agent_publishes_online_health_and_a_token_get_token_decrypts(
     assert me_status(emulator, token) == 200
     as_json = json.loads(cli(agent.config, "get-token", "--json").stdout)
     assert as_json["kind"] == "user" and as_json["token_type"] == "Bearer"
+    for path in agent.config.parent.rglob("*"):  # state files, key, config, agent log
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"the access token is in {path}"
 
 
 def test_forced_refresh_with_mosquitto_pub_puts_a_new_token_on_the_broker(
@@ -259,7 +262,11 @@ def test_pkce_rotation_survives_kill_9_without_a_new_login(
     topics = Topics(base_topic)
     agent = AgentProcess(logged_in).start()
     try:
-        wait_until(lambda: emulator.calls("refresh_token") >= 3, timeout=20, what="three rotations")
+        wait_until(lambda: emulator.calls("refresh_token") >= 3, timeout=20, what="rotations")
+        # Kill right after a rotation landed, not during one: a refresh token that Spotify
+        # rotated while the agent was dying is gone for good (SPEC §1), whatever the agent does.
+        landed = len(watcher.on(topics.token))
+        wait_until(lambda: len(watcher.on(topics.token)) > landed, timeout=10, what="a rotation")
         agent.kill9()
         watcher.wait_for(topics.availability, lambda m: m.payload == b"offline")  # Last Will
         killed_at = emulator.calls("refresh_token")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.agent import Agent, Connected, Request, token_sha256
+from mqtt_tokend.agent import Agent
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.crypto import TokenCipher, generate_key
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from mqtt_tokend.health import State
+from mqtt_tokend.inbox import Connected, Request, token_sha256
 from mqtt_tokend.mqtt import Message
 from mqtt_tokend.store import Tokens, TokenStore
 from mqtt_tokend.topics import Topics
