@@ -26,6 +26,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/mqtt-tokend/config.toml")
 CONFIG_ENV = "MQTT_TOKEND_CONFIG"
 CLIENT_SECRET_ENV = "MQTT_TOKEND_CLIENT_SECRET"
 MQTT_PASSWORD_ENV = "MQTT_TOKEND_MQTT_PASSWORD"
+SMTP_PASSWORD_ENV = "MQTT_TOKEND_SMTP_PASSWORD"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXAMPLE_CONFIG = "deploy/config.example.toml"
 _REDACTED = "***"
@@ -78,6 +79,8 @@ class AgentConfig:
     max_backoff: float = 300.0
     min_refresh_interval: float = 30.0
     log_level: str = "INFO"
+    refresh_token_max_age_days: float = 180.0  # Spotify: six months after the authorization
+    reauth_warn_days: tuple[float, ...] = (14.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,27 @@ class HomeAssistantConfig:
 
 
 @dataclass(frozen=True)
+class PlayerConfig:
+    """The local Spotify Connect player (optional)."""
+
+    zeroconf_url: str = ""  # e.g. http://127.0.0.1:4070/ (librespot, spotifyd): ?action=getInfo
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Optional e-mail for alerts from the redundant health check."""
+
+    email_to: tuple[str, ...] = ()
+    email_from: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration, and the file it came from."""
 
@@ -96,12 +120,16 @@ class Config:
     mqtt: MqttConfig
     agent: AgentConfig
     homeassistant: HomeAssistantConfig
+    player: PlayerConfig = field(default_factory=PlayerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     path: Path | None = None
 
     def redacted(self) -> dict[str, Any]:
         """Every value as plain data for diagnostics; secrets are "***" when set, "" when not."""
         out: dict[str, Any] = {}
-        for part in fields(self)[:4]:
+        for part in fields(self):
+            if part.name == "path":
+                continue
             section = getattr(self, part.name)
             out[part.name] = {
                 f.name: _plain(getattr(section, f.name), secret=not f.repr) for f in fields(section)
@@ -189,6 +217,14 @@ class _Section:
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         ok = lambda v: isinstance(v, list) and all(isinstance(i, str) and i.strip() for i in v)  # noqa: E731
         return tuple(i.strip() for i in self.get(key, default, ok, "a list of non-empty strings"))
+
+    def numbers(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        def ok(v: Any) -> bool:
+            return isinstance(v, list) and all(
+                (_is_int(i) or isinstance(i, float)) and math.isfinite(i) and i > 0 for i in v
+            )
+
+        return tuple(float(i) for i in self.get(key, default, ok, "a list of positive numbers"))
 
     def path(self, key: str, default: Path | None) -> Path | None:
         """A path, `~` expanded, relative to the config file; "" means unset for optional paths."""
@@ -362,6 +398,10 @@ def _agent(s: _Section) -> AgentConfig:
             "min_refresh_interval", d.min_refresh_interval, 0, strict=False
         ),
         log_level=str(s.get("log_level", d.log_level, is_level, levels)).upper(),
+        refresh_token_max_age_days=s.number(
+            "refresh_token_max_age_days", d.refresh_token_max_age_days, 0, strict=True
+        ),
+        reauth_warn_days=s.numbers("reauth_warn_days", d.reauth_warn_days),
     )
 
 
@@ -373,7 +413,40 @@ def _homeassistant(s: _Section) -> HomeAssistantConfig:
     )
 
 
-_READERS = {"spotify": _spotify, "mqtt": _mqtt, "agent": _agent, "homeassistant": _homeassistant}
+def _player(s: _Section) -> PlayerConfig:
+    url = s.string("zeroconf_url")
+    if url:
+        url = _http_url(s, "zeroconf_url", url)
+    return PlayerConfig(zeroconf_url=url)
+
+
+def _alerts(s: _Section) -> AlertsConfig:
+    d = AlertsConfig()
+    to = s.get("email_to", [], lambda v: isinstance(v, str | list), "an address or a list")
+    addresses = (to,) if isinstance(to, str) else tuple(to)
+    for address in addresses:
+        if not isinstance(address, str) or "@" not in address:
+            s.error("email_to", f"not an e-mail address: {_show(address)}")
+    return AlertsConfig(
+        email_to=tuple(a for a in addresses if isinstance(a, str) and a),
+        email_from=s.string("email_from"),
+        smtp_host=s.string("smtp_host", d.smtp_host),
+        smtp_port=s.integer("smtp_port", d.smtp_port, 1, 65535),
+        smtp_username=s.string("smtp_username"),
+        smtp_password=s.secret("smtp_password", SMTP_PASSWORD_ENV),
+        smtp_starttls=s.boolean("smtp_starttls", d.smtp_starttls),
+        smtp_timeout=s.number("smtp_timeout", d.smtp_timeout, 0, strict=True),
+    )
+
+
+_READERS = {
+    "spotify": _spotify,
+    "mqtt": _mqtt,
+    "agent": _agent,
+    "homeassistant": _homeassistant,
+    "player": _player,
+    "alerts": _alerts,
+}
 
 
 def parse_config(
@@ -393,7 +466,7 @@ def parse_config(
         else:
             errors.append(
                 f"{name}: unknown key at the top level; keys belong in a section: "
-                "[spotify], [mqtt], [agent] or [homeassistant]"
+                "[spotify], [mqtt], [agent], [homeassistant], [player] or [alerts]"
             )
     sections: dict[str, Any] = {}
     for name, reader in _READERS.items():

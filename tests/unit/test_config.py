@@ -16,9 +16,11 @@ from mqtt_tokend.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
     AgentConfig,
+    AlertsConfig,
     Config,
     HomeAssistantConfig,
     MqttConfig,
+    PlayerConfig,
     SpotifyConfig,
     config_path,
     load_config,
@@ -261,7 +263,7 @@ UNKNOWN = [
     (
         {"client_id": "abc"},
         "client_id: unknown key at the top level; keys belong in a section: "
-        "[spotify], [mqtt], [agent] or [homeassistant]",
+        "[spotify], [mqtt], [agent], [homeassistant], [player] or [alerts]",
     ),
     ({"mqtt": "localhost"}, "mqtt: must be a table ([mqtt]), got 'localhost'"),
 ]
@@ -674,6 +676,8 @@ def test_example_documents_every_key() -> None:
         "mqtt": MqttConfig,
         "agent": AgentConfig,
         "homeassistant": HomeAssistantConfig,
+        "player": PlayerConfig,
+        "alerts": AlertsConfig,
     }
     assert set(sections) == set(classes)
     for name, cls in classes.items():
