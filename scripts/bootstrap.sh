@@ -10,13 +10,23 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_mosquitto() {
-    if [ -x /usr/sbin/mosquitto ] && command -v mosquitto_pub >/dev/null 2>&1; then
-        return
-    fi
-    echo "Installing Mosquitto (apt-get install -y mosquitto mosquitto-clients)..." >&2
+apt_install() {
+    echo "Installing $* (apt-get install -y $*)..." >&2
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+install_system_packages() {
+    local missing=()
+    if [ ! -x /usr/sbin/mosquitto ] || ! command -v mosquitto_pub >/dev/null 2>&1; then
+        missing+=(mosquitto mosquitto-clients)
+    fi
+    if [ "${MQTT_TOKEND_DEV:-}" = 1 ] && ! command -v shellcheck >/dev/null 2>&1; then
+        missing+=(shellcheck)  # the test suite lints the shipped shell scripts
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
 }
 
 make_venv() {
@@ -37,5 +47,5 @@ make_venv() {
     fi
 }
 
-install_mosquitto
+install_system_packages
 make_venv
