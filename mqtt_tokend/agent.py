@@ -1,20 +1,21 @@
-"""The agent's loop: refresh on time, check health, answer requests, publish state.
+"""The agent's loop: refresh on time, recover in order, check health, answer requests.
 
 One thread owns all state. MQTT callbacks only put items into the inbox; the loop waits on
-it with a timeout that is the time left until the next deadline (refresh, retry, check),
-so nothing is polled. Requests that arrive while a refresh is in flight share its result.
+it with a timeout that is the time left until the next deadline (refresh, retry, app token,
+check), so nothing is polled. Deadlines live on the monotonic clock; a jump of the wall
+clock (a Pi without an RTC meeting NTP) re-evaluates expiry instead of trusting them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import queue
 import random
-from dataclasses import replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
+from mqtt_tokend import logsafe, notices
+from mqtt_tokend.broadcast import Broadcaster, Publisher
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import (
@@ -22,57 +23,42 @@ from mqtt_tokend.errors import (
     AuthRejected,
     ClientRejected,
     CryptoError,
-    SpotifyError,
     StoreError,
     TokendError,
     TransientError,
 )
-from mqtt_tokend.health import Health, State, auth_instructions
-from mqtt_tokend.inbox import (
-    Connected,
-    InboxItem,
-    RefreshGate,
-    Request,
-    RequestError,
-    Stop,
-    parse_request,
+from mqtt_tokend.health import (
+    Health,
+    State,
+    auth_instructions,
+    reauth_deadline,
+    reauth_warnings_due,
 )
-from mqtt_tokend.mqtt import Reply
+from mqtt_tokend.inbox import Connected, InboxItem, RefreshGate, Request, Stop
+from mqtt_tokend.notices import Alert
+from mqtt_tokend.remoteauth import RemoteLogin
+from mqtt_tokend.requests_handler import RequestHandler
 from mqtt_tokend.spotify import SpotifyClient, TokenGrant
+from mqtt_tokend.statemachine import Event, Facts, transition
 from mqtt_tokend.store import Tokens, TokenStore
 from mqtt_tokend.timing import Clock, Deadline, refresh_at, retry_delay
-from mqtt_tokend.topics import (
-    OFFLINE,
-    ONLINE,
-    REQUEST_VERBS,
-    TOKEN_KIND_USER,
-    Topics,
-    response_payload,
-    token_plaintext,
-)
+from mqtt_tokend.topics import OFFLINE, Topics
 
 _LOG = logging.getLogger(__name__)
 
 LOGIN_POLL_SECONDS = 2.0  # how often to look for a new login while one is needed
+CLOCK_JUMP_SECONDS = 2.0  # a larger disagreement between wall and monotonic time is a jump
+RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
 
 
-class Publisher(Protocol):
-    """What the agent needs from the MQTT side."""
+@dataclass(frozen=True)
+class AppToken:
+    """A client-credentials token (no user), served while the user's login is unusable."""
 
-    @property
-    def connected(self) -> bool:
-        """True while the broker has accepted us."""
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes | str,
-        *,
-        retain: bool,
-        expiry: int | None = None,
-        reply: Reply | None = None,
-    ) -> None:
-        """Publish at QoS 1."""
+    access_token: str
+    scope: str
+    issued_at: float
+    expires_at: float
 
 
 class Agent:
@@ -92,29 +78,58 @@ class Agent:
     ) -> None:
         self._config = config
         self._agent = config.agent
-        self._topics = Topics(config.mqtt.base_topic)
         self._store = store
         self._spotify = spotify
-        self._cipher = cipher
-        self._publisher = publisher
         self._inbox = inbox
         self._clock = clock
         self._rng = rng or random.Random()
+        self.out = Broadcaster(publisher, Topics(config.mqtt.base_topic), cipher)
         self._tokens: Tokens | None = None
         self._tokens_signature: tuple[int, int, int] | None = None
+        self._key_signature = _signature(config.agent.key_file)
+        self._app: AppToken | None = None
         self._state = State.STARTING
         self._message = "starting"
+        self._login_rejected = False
+        self._human: Alert | None = None  # the problem a person is told about right now
         self._failures = 0
+        self._backup_tried = False
         self._user: str | None = None
         self._last_refresh: float | None = None
+        self._reauth_sent: set[float] = set()
+        self._player: dict[str, Any] | None = None
         self._gate = RefreshGate(min_interval=config.agent.min_refresh_interval)
         self._refresh_due: Deadline | None = None
+        self._app_due: Deadline | None = None
         self._check_due = Deadline.after(0.0, clock)
+        self._wall_offset = clock.wall() - clock.monotonic()
+        self._expires_mono: float | None = None  # expiry of a token obtained by this process
+        self.login = RemoteLogin(
+            spotify=spotify, config=config.spotify, store=store, now=clock.wall
+        )
+        self.requests = RequestHandler(self)
+
+    # ---- what others may read -----------------------------------------------------------
 
     @property
     def state(self) -> State:
         """The current health state."""
         return self._state
+
+    @property
+    def tokens(self) -> Tokens | None:
+        """The user's tokens in use."""
+        return self._tokens
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the agent runs on."""
+        return self._clock
+
+    @property
+    def gate(self) -> RefreshGate:
+        """Single flight and rate limit for refresh requests."""
+        return self._gate
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -128,12 +143,14 @@ class Agent:
                 item = None
             if isinstance(item, Stop):
                 return
-            self._handle(item)
-            self._run_due()
+            self.step(item)
 
     def step(self, item: InboxItem | None = None) -> None:
-        """Handle one item (or none) and whatever is due: the loop body, for tests."""
-        self._handle(item)
+        """Handle one item (or none) and whatever is due: the loop body."""
+        if isinstance(item, Connected):
+            self._publish_all()
+        elif isinstance(item, Request):
+            self.requests.handle(item)
         self._run_due()
 
     def _start(self) -> None:
@@ -141,64 +158,99 @@ class Agent:
         self._user = session.get("display_name") or session.get("user_id")
         last = session.get("last_refresh")
         self._last_refresh = float(last) if isinstance(last, int | float) else None
-        self._load_tokens()
-        self._publish_health()
-
-    def _handle(self, item: InboxItem | None) -> None:
-        if isinstance(item, Connected):
-            self._publish_all()
-        elif isinstance(item, Request):
-            self._handle_request(item)
+        self._reauth_sent = {float(d) for d in session.get("reauth_warned", [])}
+        self._load_tokens(Event.LOADED)
 
     def _run_due(self) -> None:
-        self._pick_up_new_login()
-        if self._refresh_due is not None and self._refresh_due.remaining(self._clock) <= 0:
-            self._refresh("scheduled")
-        if self._check_due.remaining(self._clock) <= 0:
-            self._check()
+        self._watch_clock()
+        self._pick_up_changes()
+        if self._due(self._refresh_due):
+            self.refresh("scheduled")
+        if self._due(self._app_due) or (self._app_due is None and self._needs_app_token()):
+            self._keep_app_token()
+        if self._due(self._check_due):
+            self.check()
+        self._apply(Event.TICK)
+
+    def _due(self, deadline: Deadline | None) -> bool:
+        return deadline is not None and deadline.remaining(self._clock) <= 0
 
     def _seconds_to_next_deadline(self) -> float:
-        waits = [self._check_due.remaining(self._clock)]
-        if self._refresh_due is not None:
-            waits.append(self._refresh_due.remaining(self._clock))
-        if self._tokens is None or self._state == State.AUTH_REQUIRED:
+        deadlines = [self._check_due, self._refresh_due, self._app_due]
+        waits = [d.remaining(self._clock) for d in deadlines if d is not None]
+        if self._login_rejected or self._tokens is None:
             waits.append(LOGIN_POLL_SECONDS)
+        for expiry in (
+            self._tokens.expires_at if self._tokens else None,
+            self._app.expires_at if self._app else None,
+        ):
+            if expiry is not None and expiry > self._clock.wall():
+                waits.append(expiry - self._clock.wall())  # the state changes when it expires
         return max(0.0, min(waits))
 
-    # ---- tokens -----------------------------------------------------------------------
+    # ---- tokens on disk ---------------------------------------------------------------
 
-    def _load_tokens(self) -> None:
+    def _load_tokens(self, event: Event) -> None:
+        self._expires_mono = None
         try:
             tokens = self._store.load()
         except (StoreError, CryptoError) as err:
             self._tokens = None
-            self._set_state(State.AUTH_REQUIRED, str(err))
+            self._login_rejected = True
+            self._apply(Event.LOADED, str(err))
             return
         finally:
             self._tokens_signature = self._store.tokens_signature()
         self._tokens = tokens
+        self._login_rejected = tokens is None
+        self._backup_tried = False
         if tokens is None:
-            self._set_state(State.AUTH_REQUIRED, "no Spotify login stored yet")
+            self._apply(event, "no Spotify login stored yet")
             return
+        logsafe.remember(tokens.access_token, tokens.refresh_token)
         self._failures = 0
         self._schedule_refresh(tokens)
-        if tokens.seconds_left(self._clock.wall()) > 0:
-            self._set_state(State.OK, "token loaded from the state directory")
-        else:
-            self._set_state(State.STARTING, "stored token has expired; refreshing")
+        self._check_due = Deadline.after(0.0, self._clock)  # verify what was loaded
+        valid = tokens.seconds_left(self._clock.wall()) > 0
+        self._apply(event, "login loaded" if valid else "stored token has expired; refreshing")
 
-    def _pick_up_new_login(self) -> None:
+    def _pick_up_changes(self) -> None:
+        """A login stored by `auth` (or the dashboard), or a rotated key file."""
+        key_signature = _signature(self._agent.key_file)
+        if key_signature != self._key_signature:
+            self._key_signature = key_signature
+            self._reload_key()
         signature = self._store.tokens_signature()
-        if signature is None or signature == self._tokens_signature:
+        if signature is not None and signature != self._tokens_signature:
+            _LOG.info("the token file changed (a new login?); loading it")
+            self._load_tokens(Event.LOGIN_STORED)
+            self._publish_user_token()
+            self._publish_health()
+
+    def _reload_key(self) -> None:
+        try:
+            cipher = TokenCipher.from_file(self._agent.key_file)
+        except TokendError as err:
+            _LOG.error("the key file changed but cannot be used (%s); keeping the old keys", err)
             return
-        _LOG.info("the token file changed (a new login?); loading it")
-        previous = self._state
-        self._load_tokens()
-        if previous == State.AUTH_REQUIRED and self._tokens is not None:
-            _LOG.info("recovered: a new login was stored")
-            self._check_due = Deadline.after(0.0, self._clock)
-        self._publish_token()
-        self._publish_health()
+        _LOG.info("the key file changed; re-encrypting with the new primary key")
+        self.out.cipher = cipher
+        self._store.use_cipher(cipher)
+        if self._tokens is not None:
+            self._save(self._tokens)
+        self._publish_all()
+
+    def _save(self, tokens: Tokens) -> bool:
+        try:
+            self._store.save(tokens)
+        except (StoreError, OSError) as err:
+            _LOG.error("cannot write the tokens to %s: %s", self._store.state_dir, err)
+            self._apply(Event.WRITE_FAILED, f"cannot write the state directory: {err}")
+            return False
+        self._tokens_signature = self._store.tokens_signature()
+        return True
+
+    # ---- refreshing -------------------------------------------------------------------
 
     def _schedule_refresh(self, tokens: Tokens) -> None:
         due = refresh_at(
@@ -208,38 +260,33 @@ class Agent:
         )
         self._refresh_due = Deadline.at_wall(due, self._clock)
 
-    def _refresh(self, reason: str) -> bool:
+    def refresh(self, reason: str) -> bool:
         """One call to Spotify; True when a new token was stored and published."""
         tokens = self._tokens
-        if tokens is None:
+        if tokens is None or self._login_rejected:
             self._refresh_due = None
             return False
         _LOG.info("refreshing the access token (%s)", reason)
-        started_wall = self._clock.wall()
+        started = self._clock.wall()
         try:
             grant = self._spotify.refresh(tokens.refresh_token)
         except TransientError as err:
             self._retry_later(err, err.retry_after)
             return False
         except AuthRejected as err:
-            self._refresh_due = None
-            self._set_state(State.AUTH_REQUIRED, f"Spotify refused the refresh token: {err}")
-            self._publish_health()
-            return False
+            return self._rejected(err, tokens)
         except ClientRejected as err:
             self._refresh_due = Deadline.after(self._agent.max_backoff, self._clock)
-            self._set_state(State.ERROR, str(err))
-            self._publish_health()
+            self._apply(Event.CLIENT_REJECTED, str(err))
             return False
-        except SpotifyError as err:
+        except TokendError as err:
             self._retry_later(err, None)
             return False
         finally:
-            self._gate.attempted(started_wall=started_wall, ended=self._clock.monotonic())
-        self._accept(grant, tokens)
-        return True
+            self._gate.attempted(started_wall=started, ended=self._clock.monotonic())
+        return self._accept(grant, tokens)
 
-    def _accept(self, grant: TokenGrant, previous: Tokens) -> None:
+    def _accept(self, grant: TokenGrant, previous: Tokens) -> bool:
         now = self._clock.wall()
         tokens = Tokens(
             access_token=grant.access_token,
@@ -249,24 +296,39 @@ class Agent:
             issued_at=now,
             authorized_at=previous.authorized_at,
         )
-        self._tokens = tokens
-        try:
-            self._store.save(tokens)  # the rotated refresh token is on disk before publishing
-        except (StoreError, OSError) as err:
-            _LOG.error("cannot write the new tokens to %s: %s", self._store.state_dir, err)
-            self._set_state(State.ERROR, f"cannot write the state directory: {err}")
+        logsafe.remember(tokens.access_token, tokens.refresh_token)
+        self._tokens = tokens  # in memory even if the disk fails: it may be the only copy
+        if not self._save(tokens):  # the rotated refresh token is on disk before publishing
             self._refresh_due = Deadline.after(self._agent.max_backoff, self._clock)
             self._publish_health()
-            return
-        self._tokens_signature = self._store.tokens_signature()
+            return False
+        self._expires_mono = self._clock.monotonic() + grant.expires_in
         self._failures = 0
+        self._backup_tried = False
         self._last_refresh = now
         self._schedule_refresh(tokens)
-        self._set_state(State.OK, "token refreshed")
         self._save_session(last_refresh=now)
         _LOG.info("new access token valid for %d s", grant.expires_in)
-        self._publish_token()
+        self._apply(Event.REFRESHED, "token refreshed")
+        self._publish_user_token()
         self._publish_health()
+        self._refresh_devices()
+        return True
+
+    def _rejected(self, err: AuthRejected, tokens: Tokens) -> bool:
+        """invalid_grant: try the backup's refresh token once, then ask a person."""
+        if not self._backup_tried:
+            self._backup_tried = True
+            backup = self._store.load_backup()
+            if backup is not None and backup.refresh_token != tokens.refresh_token:
+                _LOG.warning("the refresh token was refused; trying the backup's once")
+                self._tokens = backup
+                return self.refresh("backup refresh token")
+        self._refresh_due = None
+        self._login_rejected = True
+        self._apply(Event.GRANT_REJECTED, f"Spotify refused the refresh token: {err}")
+        self._publish_health()
+        return False
 
     def _retry_later(self, err: TokendError, retry_after: float | None) -> None:
         delay = retry_delay(
@@ -276,134 +338,217 @@ class Agent:
         self._refresh_due = Deadline.after(delay, self._clock)
         if retry_after is not None:
             self._gate.hold(until=self._clock.monotonic() + retry_after)
-        tokens = self._tokens
-        valid = tokens is not None and tokens.seconds_left(self._clock.wall()) > 0
-        state = State.RETRYING if valid else State.ERROR
-        self._set_state(state, f"refresh failed ({err}); retrying in {delay:.0f} s")
         _LOG.warning("refresh failed (%s); attempt %d, next in %.1f s", err, self._failures, delay)
+        self._apply(Event.TRANSIENT_FAILURE, f"refresh failed ({err}); retrying in {delay:.0f} s")
         self._publish_health()
 
-    def _check(self) -> None:
+    # ---- the app token (degraded mode) ------------------------------------------------
+
+    def _needs_app_token(self) -> bool:
+        if not self._spotify.confidential:
+            return False
+        tokens = self._tokens
+        return self._login_rejected or tokens is None or tokens.expires_at <= self._clock.wall()
+
+    def _keep_app_token(self) -> None:
+        if not self._needs_app_token():
+            if self._app is not None:
+                _LOG.info("the user's token is back; withdrawing the app token")
+                self._app, self._app_due = None, None
+                self.out.token(kind="app", access_token=None, now=self._clock.wall())
+            return
+        try:
+            grant = self._spotify.client_credentials()
+        except TokendError as err:
+            _LOG.warning("no app token either: %s", err)
+            self._app_due = Deadline.after(self._agent.max_backoff, self._clock)
+            return
+        now = self._clock.wall()
+        logsafe.remember(grant.access_token)
+        self._app = AppToken(grant.access_token, grant.scope, now, now + grant.expires_in)
+        due = refresh_at(
+            expires_at=self._app.expires_at, issued_at=now, early=self._agent.refresh_early_seconds
+        )
+        self._app_due = Deadline.at_wall(due, self._clock)
+        self._publish_app_token()
+        self._apply(Event.TICK)
+
+    # ---- health checks ----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Verify the token with Spotify, refresh the devices, the player and the reminders."""
         self._check_due = Deadline.after(self._agent.check_interval, self._clock)
         tokens = self._tokens
-        if tokens is None:
-            self._publish_health()
-            return
-        if tokens.seconds_left(self._clock.wall()) <= 0:
-            if self._refresh_due is None and self._state != State.AUTH_REQUIRED:
-                self._refresh("token expired")
-            elif self._state == State.RETRYING:
-                self._set_state(State.ERROR, "the token expired while Spotify was unreachable")
-            self._publish_token()
-            self._publish_health()
-            return
+        now = self._clock.wall()
+        if tokens is not None and not self._login_rejected:
+            if tokens.expires_at <= now:
+                if self._refresh_due is None:
+                    self.refresh("token expired")
+            else:
+                self._verify(tokens)
+        self._check_player()
+        self._remind_reauth(now)
+        self._publish_health()
+
+    def _verify(self, tokens: Tokens) -> None:
         try:
             profile = self._spotify.me(tokens.access_token)
         except AccessTokenRejected:
             _LOG.warning("Spotify refused the current access token; refreshing now")
-            self._refresh("access token refused")
+            self.refresh("access token refused")
+            return
         except TokendError as err:
             _LOG.warning("health check could not reach Spotify: %s", err)
-        else:
-            user = profile.get("display_name") or profile.get("id")
-            if isinstance(user, str) and user != self._user:
-                self._user = user
-                self._save_session(display_name=user, user_id=profile.get("id"))
-        self._publish_health()
-
-    def _save_session(self, **changes: Any) -> None:
-        session = self._store.load_session() | changes
-        try:
-            self._store.save_session(session)
-        except (StoreError, OSError) as err:
-            _LOG.warning("cannot write the session record: %s", err)
-
-    # ---- requests ---------------------------------------------------------------------
-
-    def _handle_request(self, request: Request) -> None:
-        message = request.message
-        verb = self._topics.verb_of(message.topic)
-        if message.retain or verb is None:
-            return  # a retained command is stale by definition
-        reply = Reply(
-            topic=message.response_topic or self._topics.response(verb),
-            correlation_data=message.correlation_data,
-        )
-        try:
-            body = parse_request(message.payload)
-        except RequestError as err:
-            self._respond(reply, ok=False, error=str(err))
             return
-        transaction = body.get("transaction")
-        if verb not in REQUEST_VERBS:
-            known = ", ".join(sorted(REQUEST_VERBS))
-            self._respond(
-                reply,
-                ok=False,
-                error=f"unknown verb {verb!r}; use one of {known}",
-                transaction=transaction,
-            )
-            return
-        if verb == "refresh":
-            self._request_refresh(request, body, reply)
-        elif verb == "check":
-            self._check()
-            self._respond(reply, ok=True, data=self._health().to_payload(), transaction=transaction)
-        elif verb == "status":
-            self._respond(reply, ok=True, data=self._health().to_payload(), transaction=transaction)
-        else:
-            self._respond(
-                reply,
-                ok=False,
-                transaction=transaction,
-                error="authorization over MQTT is not available yet; run mqtt-tokend auth",
-            )
+        user = profile.get("display_name") or profile.get("id")
+        if isinstance(user, str) and user != self._user:
+            self._user = user
+            self._save_session(display_name=user, user_id=profile.get("id"))
+        self._refresh_devices()
 
-    def _request_refresh(self, request: Request, body: dict[str, Any], reply: Reply) -> None:
-        transaction = body.get("transaction")
+    def _refresh_devices(self) -> None:
         tokens = self._tokens
-        if tokens is None or self._state == State.AUTH_REQUIRED:
-            self._respond(
-                reply,
-                ok=False,
-                error=self._message,
-                transaction=transaction,
-                data=self._health().to_payload(),
-            )
+        if tokens is None:
             return
-        if self._gate.should_call(request, body, tokens, now=self._clock.monotonic()):
-            self._refresh(str(body.get("reason") or "requested"))
-        refreshed = self._tokens is not tokens
-        ok = self._tokens is not None and self._state in (State.OK, State.RETRYING)
-        data = {"refreshed": refreshed} | self._health().to_payload()
-        self._respond(
-            reply, ok=ok, data=data, transaction=transaction, error=None if ok else self._message
+        try:
+            devices = self._spotify.devices(tokens.access_token)
+        except TokendError as err:
+            _LOG.info("devices not available: %s", err)
+            return
+        self.out.devices(devices, now=self._clock.wall())
+
+    def _check_player(self) -> None:
+        url = self._config.player.zeroconf_url
+        if not url:
+            return
+        try:
+            info = self._spotify.zeroconf_info(url)
+        except TokendError as err:
+            self._player = {"reachable": False, "active_user": None, "error": str(err)}
+            return
+        active = info.get("activeUser")
+        self._player = {
+            "reachable": True,
+            "active_user": bool(active),
+            "name": info.get("remoteName"),
+        }
+
+    def _reauth_by(self) -> float | None:
+        tokens = self._tokens
+        authorized = tokens.authorized_at if tokens else None
+        return reauth_deadline(authorized, max_age_days=self._agent.refresh_token_max_age_days)
+
+    def _remind_reauth(self, now: float) -> None:
+        reauth_by = self._reauth_by()
+        due = reauth_warnings_due(
+            now, reauth_by, warn_days=self._agent.reauth_warn_days, sent=self._reauth_sent
+        )
+        if not due or reauth_by is None:
+            return
+        self._reauth_sent.update(due)
+        self._save_session(reauth_warned=sorted(self._reauth_sent))
+        days = max(0.0, (reauth_by - now) / 86400)
+        self.out.alert(
+            Alert(
+                event=notices.REAUTH_SOON,
+                message=f"Spotify ends this login in {days:.1f} days; log in again before then",
+                instructions=self._instructions(),
+                at=now,
+            )
         )
 
-    def _respond(
-        self,
-        reply: Reply,
-        *,
-        ok: bool,
-        data: dict[str, Any] | None = None,
-        error: str | None = None,
-        transaction: Any = None,
-    ) -> None:
-        payload = response_payload(ok=ok, data=data, error=error, transaction=transaction)
-        self._publisher.publish(reply.topic, json.dumps(payload), retain=False, reply=reply)
+    # ---- time -------------------------------------------------------------------------
 
-    # ---- publishing -------------------------------------------------------------------
+    def _watch_clock(self) -> None:
+        offset = self._clock.wall() - self._clock.monotonic()
+        jump = offset - self._wall_offset
+        if abs(jump) < CLOCK_JUMP_SECONDS:
+            return
+        self._wall_offset = offset
+        _LOG.warning("the wall clock jumped by %+.0f s; re-evaluating expiry", jump)
+        tokens = self._tokens
+        if tokens is not None and self._expires_mono is not None:
+            # Obtained by this process: its lifetime is known on the monotonic clock.
+            expires_at = self._clock.wall() + (self._expires_mono - self._clock.monotonic())
+            shift = expires_at - tokens.expires_at
+            self._tokens = replace(
+                tokens, expires_at=expires_at, issued_at=tokens.issued_at + shift
+            )
+            self._save(self._tokens)
+            self._publish_user_token()
+        else:
+            self._check_due = Deadline.after(0.0, self._clock)  # ask Spotify, not the clock
+        if self._tokens is not None and not self._login_rejected:
+            self._schedule_refresh(self._tokens)
 
-    def _set_state(self, state: State, message: str) -> None:
+    # ---- state, people and publishing -------------------------------------------------
+
+    def facts(self) -> Facts:
+        """What is true now, for the state machine."""
+        return Facts(
+            now=self._clock.wall(),
+            expires_at=self._tokens.expires_at if self._tokens else None,
+            app_expires_at=self._app.expires_at if self._app else None,
+            login_rejected=self._login_rejected,
+        )
+
+    def _apply(self, event: Event, message: str | None = None) -> None:
+        state = transition(self._state, event, self.facts())
+        if message is None and state != self._state:
+            message = {
+                State.DEGRADED: "no valid user token; the app token is served",
+                State.ERROR: "no valid token: Spotify has not answered",
+                State.AUTH_REQUIRED: "the login has expired",
+            }.get(state, self._message)
         if state != self._state:
             _LOG.info("state %s -> %s: %s", self._state.value, state.value, message)
+        changed = state != self._state or (message is not None and message != self._message)
         self._state = state
-        self._message = message
+        self._message = message or self._message
+        self._tell_people(event)
+        if changed and event == Event.TICK:
+            self._publish_user_token()
+            self._publish_health()
 
-    def _health(self) -> Health:
-        tokens = self._tokens
-        human = self._state == State.AUTH_REQUIRED
+    def _instructions(self) -> str:
         config_path = str(self._config.path) if self._config.path else None
+        return auth_instructions(config_path)
+
+    def _tell_people(self, event: Event) -> None:
+        """Write or clear the notice and alert as a person's part begins or ends."""
+        now = self._clock.wall()
+        if self._login_rejected:
+            problem = Alert(notices.AUTH_REQUIRED, self._message, now, self._instructions())
+            self.login.offer()
+        elif event == Event.CLIENT_REJECTED:
+            problem = Alert(
+                notices.CLIENT_REJECTED,
+                self._message,
+                now,
+                "Fix spotify.client_id / spotify.client_secret in the config, "
+                "then restart the agent.",
+            )
+        else:
+            problem = None
+        if problem is not None and (self._human is None or self._human.event != problem.event):
+            self._human = problem
+            self._write_notice(problem)
+            self.out.alert(problem)
+        elif problem is None and self._human is not None and event in RECOVERY_EVENTS:
+            self._human = None
+            self.login.withdraw()
+            notices.clear_notice(self._store.state_dir)
+            self.out.alert(Alert(notices.RECOVERED, f"recovered: {self._message}", now))
+
+    def _write_notice(self, alert: Alert) -> None:
+        try:
+            notices.write_notice(self._store.state_dir, alert)
+        except OSError as err:
+            _LOG.warning("cannot write the notice file: %s", err)
+
+    def health(self) -> Health:
+        """The health record as of now."""
+        tokens = self._tokens
         return Health(
             state=self._state,
             message=self._message,
@@ -412,46 +557,73 @@ class Agent:
             last_refresh=self._last_refresh,
             next_refresh=self._refresh_due.wall if self._refresh_due else None,
             consecutive_failures=self._failures,
-            instructions=auth_instructions(config_path) if human else None,
+            instructions=self._human.instructions if self._human else None,
             user=self._user,
+            reauth_by=self._reauth_by(),
+            auth_url=self.login.url if self._login_rejected else None,
+            player=self._player,
         )
 
     def _publish_all(self) -> None:
-        self._publisher.publish(self._topics.availability, ONLINE, retain=True)
-        self._publish_token()
+        self.out.online()
+        self._publish_user_token()
+        self._publish_app_token()
         self._publish_health()
 
-    def _publish_token(self) -> None:
-        tokens = self._tokens
-        now = self._clock.wall()
-        if tokens is None or tokens.seconds_left(now) <= 0:
-            self._publisher.publish(self._topics.token, b"", retain=True)  # clears the retained
+    def _publish_user_token(self) -> None:
+        tokens, now = self._tokens, self._clock.wall()
+        if tokens is None or self._login_rejected:
+            self.out.token(kind="user", access_token=None, now=now)
             return
-        plain = token_plaintext(
+        self.out.token(
+            kind="user",
             access_token=tokens.access_token,
             scope=tokens.scope,
             expires_at=tokens.expires_at,
             issued_at=tokens.issued_at,
-            kind=TOKEN_KIND_USER,
+            now=now,
         )
-        expiry = math.ceil(tokens.seconds_left(now))
-        self._publisher.publish(
-            self._topics.token, self._cipher.encrypt_json(plain), retain=True, expiry=expiry
-        )
-        _LOG.info("published the token on %s (expires in %d s)", self._topics.token, expiry)
+
+    def _publish_app_token(self) -> None:
+        app = self._app
+        if app is not None:
+            self.out.token(
+                kind="app",
+                access_token=app.access_token,
+                scope=app.scope,
+                expires_at=app.expires_at,
+                issued_at=app.issued_at,
+                now=self._clock.wall(),
+            )
 
     def _publish_health(self) -> None:
-        payload = self._health().to_payload()
-        self._publisher.publish(self._topics.health, json.dumps(payload), retain=True)
+        payload = self.health().to_payload()
+        self.out.health(payload)
         try:
             self._store.save_status(payload)
         except (StoreError, OSError) as err:
             _LOG.warning("cannot write the status file: %s", err)
 
+    def _save_session(self, **changes: Any) -> None:
+        session = self._store.load_session() | changes
+        try:
+            self._store.save_session(session)
+        except (StoreError, OSError) as err:
+            _LOG.warning("cannot write the session record: %s", err)
+
     def final_messages(self) -> list[tuple[str, bytes]]:
         """What to publish on a clean stop: offline, and the health record saying so."""
-        health = replace(self._health(), message="agent stopped")
+        health = replace(self.health(), message="agent stopped")
+        topics = self.out.topics
         return [
-            (self._topics.health, json.dumps(health.to_payload()).encode()),
-            (self._topics.availability, OFFLINE.encode()),
+            (topics.health, health.to_json().encode()),
+            (topics.availability, OFFLINE.encode()),
         ]
+
+
+def _signature(path: Any) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

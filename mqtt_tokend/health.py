@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -53,6 +54,9 @@ class Health:
     consecutive_failures: int = 0
     instructions: str | None = None
     user: str | None = None
+    reauth_by: float | None = None
+    auth_url: str | None = None
+    player: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object published on `<base>/health` and written to the status file."""
@@ -66,8 +70,15 @@ class Health:
             "instructions": self.instructions,
             "checked_at": _seconds(self.checked_at),
             "user": self.user,
+            "reauth_by": _seconds(self.reauth_by),
+            "auth_url": self.auth_url,
+            "player": self.player,
             "version": __version__,
         }
+
+    def to_json(self) -> str:
+        """The payload as compact JSON."""
+        return json.dumps(self.to_payload(), separators=(",", ":"))
 
 
 def _seconds(value: float | None) -> float | None:
@@ -97,3 +108,23 @@ def judge(
     if state == State.OK:
         return ExitCode.OK, f"ok: token valid for {int(expires_at - now)} s"
     return ExitCode.UNKNOWN, f"unknown state {state!r}"
+
+
+DAY = 86400.0
+
+
+def reauth_deadline(authorized_at: float | None, *, max_age_days: float) -> float | None:
+    """When Spotify will end this login (refresh tokens die `max_age_days` after authorizing)."""
+    return None if authorized_at is None else authorized_at + max_age_days * DAY
+
+
+def reauth_warnings_due(
+    now: float, reauth_by: float | None, *, warn_days: tuple[float, ...], sent: set[float]
+) -> list[float]:
+    """The warning thresholds (days before `reauth_by`) reached and not yet announced."""
+    if reauth_by is None:
+        return []
+    return sorted(
+        (days for days in warn_days if days not in sent and now >= reauth_by - days * DAY),
+        reverse=True,
+    )

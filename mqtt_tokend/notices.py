@@ -18,6 +18,7 @@ REAUTH_SOON = "reauth_soon"
 AGENT_DEAD = "agent_dead"
 TOKEN_EXPIRED = "token_expired"
 CLIENT_REJECTED = "client_rejected"
+AUTH_FAILED = "auth_failed"  # a login pasted over MQTT was refused
 EVENTS = (
     AUTH_REQUIRED,
     RECOVERED,
@@ -26,6 +27,7 @@ EVENTS = (
     AGENT_DEAD,
     TOKEN_EXPIRED,
     CLIENT_REJECTED,
+    AUTH_FAILED,
 )
 
 

@@ -230,6 +230,11 @@ class SpotifyClient:
             raise TransientError("GET /v1/me/player/devices: the answer lacks a device list")
         return [device for device in devices if isinstance(device, dict)]
 
+    def zeroconf_info(self, url: str) -> dict[str, Any]:
+        """The local Spotify Connect player's `?action=getInfo` (librespot, spotifyd)."""
+        separator = "&" if "?" in url else "?"
+        return self._send("GET", f"{url}{separator}action=getInfo", what="zeroconf getInfo")
+
     def _token_call(self, form: dict[str, str], *, what: str) -> dict[str, Any]:
         auth: tuple[str, str] | None = None
         if self._client_secret:

@@ -123,6 +123,18 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"TokenStore({str(self.state_dir)!r})"
 
+    def use_cipher(self, cipher: TokenCipher) -> None:
+        """Encrypt with new keys from now on (after a key rotation)."""
+        self._cipher = cipher
+
+    def load_backup(self) -> Tokens | None:
+        """The backup tokens alone, or None when absent or unusable."""
+        try:
+            return self._read_tokens(self.path(BACKUP_FILE))
+        except (StoreError, CryptoError) as err:
+            _LOG.warning("%s", err)
+            return None
+
     def path(self, name: str) -> Path:
         """Path of one of the state files."""
         return self.state_dir / name

@@ -46,6 +46,10 @@ class FakeSpotify:
     me_calls: int = 0
     confidential: bool = False
     client_id: str = "client"
+    app_calls: int = 0
+    app_failures: list[TokendError] = field(default_factory=list)
+    devices_calls: int = 0
+    player: dict[str, Any] = field(default_factory=lambda: {"activeUser": "demo"})
 
     def refresh(self, refresh_token: str) -> TokenGrant:
         self.refresh_calls.append(refresh_token)
@@ -64,6 +68,22 @@ class FakeSpotify:
         if self.me_failures:
             raise self.me_failures.pop(0)
         return {"id": "demo", "display_name": "Demo User"}
+
+    def devices(self, access_token: str) -> list[dict[str, Any]]:
+        self.devices_calls += 1
+        return [{"id": "d1", "name": "LoFi Pi", "is_active": True}]
+
+    def client_credentials(self) -> TokenGrant:
+        self.app_calls += 1
+        if self.app_failures:
+            raise self.app_failures.pop(0)
+        return TokenGrant(access_token=f"app-{self.app_calls}", expires_in=self.lifetime, scope="")
+
+    def zeroconf_info(self, url: str) -> dict[str, Any]:
+        return self.player
+
+    def authorize_url(self, **params: Any) -> str:
+        return "http://accounts.test/authorize?state=" + str(params["state"])
 
     def close(self) -> None:
         pass
