@@ -104,6 +104,7 @@ class Agent:
         self._check_due = Deadline.after(0.0, clock)
         self._wall_offset = clock.wall() - clock.monotonic()
         self._expires_mono: float | None = None  # expiry of a token obtained by this process
+        self._token_live = False  # a user token is retained on the broker now
         self.login = RemoteLogin(
             spotify=spotify, config=config.spotify, store=store, now=clock.wall
         )
@@ -170,6 +171,8 @@ class Agent:
             self._keep_app_token()
         if self._due(self._check_due):
             self.check()
+        if self._token_live and self._tokens and self._tokens.expires_at <= self._clock.wall():
+            self._publish_user_token()  # MQTT 3.1.1 brokers do not expire it for us
         self._apply(Event.TICK)
 
     def _due(self, deadline: Deadline | None) -> bool:
@@ -572,7 +575,9 @@ class Agent:
 
     def _publish_user_token(self) -> None:
         tokens, now = self._tokens, self._clock.wall()
-        if tokens is None or self._login_rejected:
+        # A refused login's access token is served until it expires, then cleared.
+        self._token_live = tokens is not None and tokens.expires_at > now
+        if tokens is None:
             self.out.token(kind="user", access_token=None, now=now)
             return
         self.out.token(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from mqtt_tokend import logsafe
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
@@ -105,6 +106,7 @@ def complete(
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Exchange the code, store the tokens, confirm the user; return the user's profile."""
+    logsafe.remember(code, authorization.code_verifier)
     grant = spotify.exchange_code(
         code=code,
         redirect_uri=authorization.redirect_uri,

@@ -28,9 +28,13 @@ LOG_FILE_COUNT = 3
 
 def setup_logging(level: str, *, log_file: Path | None = None) -> None:
     """Log to stderr (and a rotating file for the agent); only the CLI sets handlers."""
+    from mqtt_tokend.logsafe import RedactingFilter
+
     root = logging.getLogger()
     root.setLevel(level)
+    redacting = RedactingFilter()
     stderr = logging.StreamHandler(sys.stderr)
+    stderr.addFilter(redacting)
     stderr.setFormatter(
         logging.Formatter(JOURNAL_FORMAT if os.environ.get("JOURNAL_STREAM") else LOG_FORMAT)
     )
@@ -40,6 +44,7 @@ def setup_logging(level: str, *, log_file: Path | None = None) -> None:
             log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_COUNT, encoding="utf-8"
         )
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(redacting)
         root.addHandler(handler)
     for noisy in ("urllib3", "paho"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -92,6 +97,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     setup_logging(args.log_level or "WARNING")
     return commands.check(config, timeout=args.timeout)
+
+
+def cmd_health_check(args: argparse.Namespace) -> int:
+    """`health-check`: the redundant monitor for a timer or cron."""
+    from mqtt_tokend import monitor
+
+    config = _load(args)
+    setup_logging(args.log_level or "WARNING")
+    return monitor.health_check(config, timeout=args.timeout)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -200,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         cmd_check,
         "one health check now (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+        timeout=10,
+    )
+    command(
+        "health-check",
+        cmd_health_check,
+        "the redundant monitor for a timer or cron: log, notice, alert, e-mail (exit 0-3)",
         timeout=10,
     )
     command("refresh", cmd_refresh, "ask the running agent to refresh now", timeout=30)

@@ -176,10 +176,21 @@ def format_status(health: dict[str, Any], *, online: bool | None, now: float) ->
         ("next refresh", _when(health.get("next_refresh"), now)),
         ("failures", str(health.get("consecutive_failures", 0))),
         ("checked", _when(health.get("checked_at"), now)),
+        ("log in again by", _when(health.get("reauth_by"), now)),
     ]
-    lines = [f"{name:<14}{value}" for name, value in rows]
+    player = health.get("player")
+    if isinstance(player, dict):
+        active = {True: "has an active user", False: "no active user", None: "unknown"}
+        seen = active.get(player.get("active_user")) if player.get("reachable") else "unreachable"
+        rows.append(("local player", str(seen)))
+    lines = [f"{name:<16}{value}" for name, value in rows]
     if health.get("instructions"):
         lines += ["", f"TO DO: {health['instructions']}"]
+    if health.get("auth_url"):
+        lines += [
+            "",
+            f"Or open this link and paste where it leads into Home Assistant: {health['auth_url']}",
+        ]
     return "\n".join(lines)
 
 

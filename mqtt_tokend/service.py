@@ -10,6 +10,7 @@ import socket
 import threading
 from types import FrameType
 
+from mqtt_tokend import logsafe
 from mqtt_tokend.agent import Agent
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
@@ -45,7 +46,9 @@ def make_spotify(config: Config) -> SpotifyClient:
 
 def serve(config: Config) -> int:
     """Run the agent in the foreground until SIGTERM or SIGINT; return the exit status."""
+    logsafe.remember(config.spotify.client_secret, config.mqtt.password)
     cipher = TokenCipher.from_file(config.agent.key_file)
+    logsafe.remember(*(line.strip() for line in config.agent.key_file.read_text().splitlines()))
     store = TokenStore(config.agent.state_dir, cipher=cipher)
     store.ensure_dir()
     clock = SystemClock()

@@ -50,6 +50,7 @@ class FakeSpotify:
     app_failures: list[TokendError] = field(default_factory=list)
     devices_calls: int = 0
     player: dict[str, Any] = field(default_factory=lambda: {"activeUser": "demo"})
+    codes: list[str] = field(default_factory=list)
 
     def refresh(self, refresh_token: str) -> TokenGrant:
         self.refresh_calls.append(refresh_token)
@@ -68,6 +69,17 @@ class FakeSpotify:
         if self.me_failures:
             raise self.me_failures.pop(0)
         return {"id": "demo", "display_name": "Demo User"}
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None = None
+    ) -> TokenGrant:
+        self.codes.append(code)
+        return TokenGrant(
+            access_token="login-access",
+            expires_in=self.lifetime,
+            scope="user-read-playback-state",
+            refresh_token="login-refresh",
+        )
 
     def devices(self, access_token: str) -> list[dict[str, Any]]:
         self.devices_calls += 1
