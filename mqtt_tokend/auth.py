@@ -24,9 +24,8 @@ from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
 from mqtt_tokend.spotify import SpotifyClient
-from mqtt_tokend.store import Tokens, TokenStore, read_json, write_json
+from mqtt_tokend.store import PENDING_FILE, Tokens, TokenStore, read_json, write_json
 
-PENDING_FILE = "pending_auth.json"
 PENDING_MAX_AGE = 3600.0
 
 

@@ -262,14 +262,9 @@ def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO =
         if stdin.readline().strip().lower() != "yes":
             print("nothing deleted", file=out)
             return 1
-    from mqtt_tokend.store import BACKUP_FILE, SESSION_FILE, TOKENS_FILE
+    from mqtt_tokend.store import remove_login
 
-    removed = []
-    for name in (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, auth.PENDING_FILE):
-        path = state_dir / name
-        if path.exists():
-            path.unlink()
-            removed.append(name)
+    removed = [path.name for path in remove_login(state_dir)]
     print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
     print("log in again with `mqtt-tokend auth`", file=out)
     return 0

@@ -113,6 +113,21 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value
 
 
+PENDING_FILE = "pending_auth.json"
+LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
+
+
+def remove_login(state_dir: Path) -> list[Path]:
+    """Delete the stored login (tokens, backup, session, a login in progress); no key needed."""
+    removed = []
+    for name in LOGIN_FILES:
+        path = state_dir / name
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 class TokenStore:
     """Reads and writes the files of one state directory."""
 
@@ -184,16 +199,6 @@ class TokenStore:
         record = {"version": FORMAT_VERSION, "tokens": self._cipher.encrypt_json(asdict(tokens))}
         for name in (TOKENS_FILE, BACKUP_FILE):
             write_json(self.path(name), record)
-
-    def remove_tokens(self) -> list[Path]:
-        """Delete the token files and the session record; return what was removed."""
-        removed = []
-        for name in (TOKENS_FILE, BACKUP_FILE, SESSION_FILE):
-            path = self.path(name)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-        return removed
 
     def tokens_signature(self) -> tuple[int, int, int] | None:
         """Identity of the tokens file (inode, size, mtime) to notice a login by another process."""

@@ -22,6 +22,7 @@ from mqtt_tokend.store import (
     TokenStore,
     atomic_write,
     read_json,
+    remove_login,
 )
 
 ACCESS = "ACCESS-plaintext-4f1e9c"
@@ -329,14 +330,14 @@ def test_tokens_signature_changes_on_save(store: TokenStore, tokens: Tokens) -> 
     assert store.tokens_signature() == second  # stable while nothing is written
 
 
-def test_remove_tokens(saved: TokenStore) -> None:
+def test_remove_login(saved: TokenStore) -> None:
     saved.save_session({"user_id": "alice"})
     saved.save_status({"state": "ok"})
-    removed = saved.remove_tokens()
+    removed = remove_login(saved.state_dir)
     assert sorted(p.name for p in removed) == sorted([TOKENS_FILE, BACKUP_FILE, SESSION_FILE])
     assert saved.load() is None
     assert saved.path(STATUS_FILE).exists()
-    assert saved.remove_tokens() == []
+    assert remove_login(saved.state_dir) == []
 
 
 def test_tokens_from_dict_rejects_bad_records() -> None:
