@@ -141,6 +141,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """`rotate-key`: a new primary key, then the agent re-publishes with it."""
+    from mqtt_tokend import commands
+
+    config = _load(args)
+    setup_logging(args.log_level or "WARNING")
+    return commands.rotate_key(config, keep=args.keep, timeout=args.timeout)
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     """`reset`: remove stored tokens."""
     from mqtt_tokend import commands
@@ -231,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("keygen", cmd_keygen, "create the Fernet key file")
     p.add_argument("--key-file", help="where (default: agent.key_file of the config)")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
+    p = command(
+        "rotate-key",
+        cmd_rotate_key,
+        "add a new primary key to the key file (old keys still decrypt) and re-publish",
+        timeout=10,
+    )
+    p.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="keep only the newest N keys, the new one included (default: keep all)",
+    )
     p = command("reset", cmd_reset, "remove the stored tokens (emergency recovery)")
     p.add_argument("--yes", action="store_true", help="do not ask")
     p = command("demo", cmd_demo, "everything at once against the built-in Spotify emulator")

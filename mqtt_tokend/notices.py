@@ -19,6 +19,7 @@ AGENT_DEAD = "agent_dead"
 TOKEN_EXPIRED = "token_expired"
 CLIENT_REJECTED = "client_rejected"
 AUTH_FAILED = "auth_failed"  # a login pasted over MQTT was refused
+ERROR = "error"  # the agent reports an error a retry has not cleared
 EVENTS = (
     AUTH_REQUIRED,
     RECOVERED,
@@ -28,6 +29,7 @@ EVENTS = (
     TOKEN_EXPIRED,
     CLIENT_REJECTED,
     AUTH_FAILED,
+    ERROR,
 )
 
 

@@ -13,6 +13,7 @@ from tests.deploy.conftest import DEPLOY
 SCRIPTS = {
     DEPLOY / "setup_auto_tokens.sh": "bash",
     DEPLOY / "mosquitto" / "make_passwords.sh": "sh",  # POSIX: it also runs in busybox
+    DEPLOY / "check_token_health.sh": "bash",
 }
 
 
