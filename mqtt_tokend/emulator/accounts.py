@@ -176,6 +176,9 @@ class Accounts:
         self._max_age: float | None = None
         self.token_lifetime = token_lifetime
         self.refresh_token_max_age = refresh_token_max_age
+        # Spotify rotated PKCE refresh tokens (single use) until 2026-06-18; since then it
+        # returns none and the first one lives six months. False models today's behaviour.
+        self.rotate_refresh_tokens = True
 
     @property
     def token_lifetime(self) -> float:
@@ -352,10 +355,11 @@ class Accounts:
         )
         if record.revoked or too_old:
             return oauth_error("invalid_grant", "Refresh token revoked")
-        if session.pkce:
+        rotate = session.pkce and self.rotate_refresh_tokens
+        if rotate:
             record.revoked = True  # single-use: the new one replaces it at once
         return self._issue(
-            session.client_id, session.scope, user=True, refresh=session if session.pkce else None
+            session.client_id, session.scope, user=True, refresh=session if rotate else None
         )
 
     def _issue(self, client_id: str, scope: str, *, user: bool, refresh: _Session | None) -> Answer:

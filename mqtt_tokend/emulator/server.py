@@ -238,6 +238,15 @@ class SpotifyEmulator:
         self._accounts.token_lifetime = value
 
     @property
+    def rotate_refresh_tokens(self) -> bool:
+        """PKCE refresh tokens are single-use and replaced on every refresh (the default)."""
+        return self._accounts.rotate_refresh_tokens
+
+    @rotate_refresh_tokens.setter
+    def rotate_refresh_tokens(self, value: bool) -> None:
+        self._accounts.rotate_refresh_tokens = bool(value)
+
+    @property
     def refresh_token_max_age(self) -> float | None:
         """Seconds after the user's authorization when refresh answers "Refresh token revoked"."""
         return self._accounts.refresh_token_max_age

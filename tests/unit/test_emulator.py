@@ -1030,3 +1030,48 @@ def test_authorize_url_encoding_round_trip(emulator: SpotifyEmulator) -> None:
     query = parse_qs(urlsplit(url).query)
     assert query["keep"] == ["me"]
     assert query["state"] == ["a&b=c"]
+
+
+def test_without_rotation_a_pkce_refresh_token_is_kept_as_spotify_does_since_2026() -> None:
+    import base64
+    import hashlib
+    import secrets
+    import urllib.parse
+
+    import requests
+
+    from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+
+    with SpotifyEmulator() as emu:
+        emu.rotate_refresh_tokens = False
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        redirect = "http://127.0.0.1:8888/callback"
+        url = emu.authorize(
+            client_id=DEMO_CLIENT_ID,
+            redirect_uri=redirect,
+            state="s",
+            code_challenge=challenge.rstrip(b"=").decode(),
+        )
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["code"][0]
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "code_verifier": verifier,
+            "client_id": DEMO_CLIENT_ID,
+        }
+        refresh_token = requests.post(f"{emu.url}/api/token", data=form, timeout=5).json()[
+            "refresh_token"
+        ]
+        for _ in range(3):
+            answer = requests.post(
+                f"{emu.url}/api/token",
+                timeout=5,
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                    "client_id": DEMO_CLIENT_ID,
+                },
+            ).json()
+            assert "access_token" in answer and "refresh_token" not in answer
