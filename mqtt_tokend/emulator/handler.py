@@ -6,6 +6,8 @@ import html
 import json
 import logging
 import math
+import select
+import socket
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
@@ -250,12 +252,22 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         no_store = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
         self._json(answer.body, answer.status, no_store)
 
+    def _client_gone(self) -> bool:
+        """True when the client has closed its end of the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _apply(self, fault: Fault, endpoint: str) -> bool:
         """Misbehave; False when the request should then be answered normally (a delay)."""
         if fault.kind == "delay":
-            if not self._srv.stopping.wait(fault.delay):
+            if not self._srv.stopping.wait(fault.delay) and not self._client_gone():
                 return False
-            self.close_connection = True  # stopping: leave without an answer
+            # Stopping, or the client gave up (a timeout, a killed process): the request is
+            # dropped before it is carried out, as when it is stuck in the network.
+            self.close_connection = True
             return True
         if fault.kind == "drop":
             self.close_connection = True  # no bytes at all: the client sees the socket close

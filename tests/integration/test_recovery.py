@@ -222,12 +222,27 @@ def test_refresh_token_max_age_ends_the_login(
     assert "revoked" in needed.json()["message"].lower()
 
 
+def test_timeouts_then_recovery_with_pkce_rotation(
+    running: AgentProcess, watcher: Watcher, topics: Topics, emulator: SpotifyEmulator
+) -> None:
+    # The emulator drops a request whose client gave up before it was carried out (stuck in
+    # the network), so no rotated refresh token is lost to the timeout.
+    watcher.wait_for(topics.health, state_is("ok"))
+    emulator.inject("delay", delay=4.0, count=2)  # longer than request_timeout = 3
+    start = time.monotonic()
+    retrying = watcher.wait_for(
+        topics.health, state_is("retrying", "error"), after=start, timeout=15
+    )
+    report("PKCE timeout to retrying", retrying.at - start)
+    ok = watcher.wait_for(topics.health, state_is("ok"), after=retrying.at, timeout=30)
+    report("PKCE timeouts cleared to ok", ok.at - retrying.at)
+
+
 def test_timeouts_then_recovery_with_a_client_secret(
     confidential: Path, watcher: Watcher, topics: Topics, emulator: SpotifyEmulator
 ) -> None:
-    # A timed-out refresh may still have been carried out by Spotify. With a client secret
-    # the refresh token survives that; with PKCE it was rotated away (SPEC §1), which is why
-    # the default request_timeout is a generous 10 s.
+    # A refresh Spotify carried out but whose answer was lost costs nothing with a client
+    # secret (the refresh token is kept); with PKCE rotation it would kill the session.
     assert login(confidential).returncode == 0
     agent = AgentProcess(confidential).start()
     try:
