@@ -268,6 +268,11 @@ class Accounts:
             return Answer(200, dict(DEMO_USER))
         return Answer(200, {"devices": [dict(device) for device in DEMO_DEVICES]})
 
+    def live_refresh_tokens(self) -> set[str]:
+        """Refresh tokens Spotify would still accept (for tests that check nothing was lost)."""
+        with self._lock:
+            return {token for token, record in self._tables.refresh.items() if not record.revoked}
+
     def revoke_all(self) -> None:
         """Revoke every refresh and access token issued so far."""
         with self._lock:

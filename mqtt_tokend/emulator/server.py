@@ -237,6 +237,10 @@ class SpotifyEmulator:
     def token_lifetime(self, value: float) -> None:
         self._accounts.token_lifetime = value
 
+    def live_refresh_tokens(self) -> set[str]:
+        """Refresh tokens that would still be accepted."""
+        return self._accounts.live_refresh_tokens()
+
     @property
     def rotate_refresh_tokens(self) -> bool:
         """PKCE refresh tokens are single-use and replaced on every refresh (the default)."""
