@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mqtt_tokend import logsafe, notices
+from mqtt_tokend import __version__, homeassistant, logsafe, notices
 from mqtt_tokend.broadcast import Broadcaster, Publisher
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
@@ -105,6 +105,7 @@ class Agent:
         self._wall_offset = clock.wall() - clock.monotonic()
         self._expires_mono: float | None = None  # expiry of a token obtained by this process
         self._token_live = False  # a user token is retained on the broker now
+        self._discovery_removed = False
         self.login = RemoteLogin(
             spotify=spotify, config=config.spotify, store=store, now=clock.wall
         )
@@ -149,6 +150,11 @@ class Agent:
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
         if isinstance(item, Connected):
+            self._publish_discovery()
+            self._publish_all()
+        elif isinstance(item, Request) and self._is_birth(item):
+            _LOG.info("Home Assistant (re)started; publishing discovery again")
+            self._publish_discovery()
             self._publish_all()
         elif isinstance(item, Request):
             self.requests.handle(item)
@@ -513,6 +519,11 @@ class Agent:
             self._publish_user_token()
             self._publish_health()
 
+    def note(self, message: str) -> None:
+        """Say something in the health record's message (e.g. why a pasted login failed)."""
+        self._message = message
+        self._publish_health()
+
     def _instructions(self) -> str:
         config_path = str(self._config.path) if self._config.path else None
         return auth_instructions(config_path)
@@ -566,6 +577,32 @@ class Agent:
             auth_url=self.login.url if self._login_rejected else None,
             player=self._player,
         )
+
+    def _is_birth(self, request: Request) -> bool:
+        message, ha = request.message, self._config.homeassistant
+        return ha.enabled and homeassistant.is_birth(
+            message.topic, message.payload, discovery_prefix=ha.discovery_prefix
+        )
+
+    def _publish_discovery(self) -> None:
+        """Home Assistant discovery, retained; with it disabled, take the device away."""
+        ha, base = self._config.homeassistant, self.out.topics.base
+        if ha.enabled:
+            messages = homeassistant.discovery_messages(
+                base_topic=base,
+                discovery_prefix=ha.discovery_prefix,
+                version=__version__,
+                expire_after=homeassistant.expire_after_for(self._agent.check_interval),
+            )
+        elif not self._discovery_removed:
+            self._discovery_removed = True
+            messages = homeassistant.removal_messages(
+                base_topic=base, discovery_prefix=ha.discovery_prefix
+            )
+        else:
+            return
+        for topic, payload in messages:
+            self.out.raw(topic, payload, retain=True)
 
     def _publish_all(self) -> None:
         self.out.online()

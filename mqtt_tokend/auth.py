@@ -50,7 +50,7 @@ def pkce_pair() -> tuple[str, str]:
 
 def begin(spotify: SpotifyClient, config: SpotifyConfig, *, now: float) -> Authorization:
     """Start a login: PKCE for a public client, the plain code flow with a client secret."""
-    state = secrets.token_urlsafe(24)
+    state = secrets.token_urlsafe(16)  # 128 bits; short, for Home Assistant's 255-char text
     verifier: str | None = None
     challenge: str | None = None
     if not spotify.confidential:

@@ -82,10 +82,11 @@ class RequestHandler:
         except TokendError as err:
             _LOG.warning("re-authorization over MQTT failed: %s", err)
             agent.out.respond(reply, ok=False, error=str(err))
+            agent.note(f"the pasted login was not accepted: {err}")
             agent.out.alert(
                 Alert(
                     notices.AUTH_FAILED,
-                    f"the pasted login was not accepted: {err}",
+                    f"the pasted login was not accepted: {err}",  # Home Assistant shows this
                     agent.clock.wall(),
                     "Open the newest authorization link, approve, and paste the final address.",
                 )

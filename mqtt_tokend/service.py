@@ -10,7 +10,7 @@ import socket
 import threading
 from types import FrameType
 
-from mqtt_tokend import logsafe
+from mqtt_tokend import homeassistant, logsafe
 from mqtt_tokend.agent import Agent
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
@@ -30,6 +30,14 @@ def agent_client_id(config: Config) -> str:
         return config.mqtt.client_id
     digest = hashlib.sha256(config.mqtt.base_topic.encode()).hexdigest()[:8]
     return f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
+
+
+def subscriptions(config: Config) -> list[str]:
+    """What the agent listens to: requests, and Home Assistant's birth message."""
+    topics = [Topics(config.mqtt.base_topic).requests]
+    if config.homeassistant.enabled:
+        topics.append(homeassistant.status_topic(config.homeassistant.discovery_prefix))
+    return topics
 
 
 def make_spotify(config: Config) -> SpotifyClient:
@@ -62,7 +70,7 @@ def serve(config: Config) -> int:
         config.mqtt,
         client_id=agent_client_id(config),
         will=(topics.availability, OFFLINE.encode()),
-        subscriptions=[topics.requests],
+        subscriptions=subscriptions(config),
         on_connected=lambda: inbox.put(Connected()),
         on_message=on_message,
     )
