@@ -632,3 +632,62 @@ def test_a_rotated_key_file_republishes_with_the_new_key(
     agent.step()
     token = publisher.last(TOPICS.token).payload
     assert TokenCipher([new_key]).decrypt_json(token)["access_token"] == "access-0"
+
+
+# ---- Home Assistant (issue 5) -------------------------------------------------------------
+
+
+def discovery(publisher: FakePublisher) -> list[str]:
+    return [m.topic for m in publisher.messages if m.topic.startswith("homeassistant/")]
+
+
+def test_discovery_is_published_on_connect_and_on_home_assistants_birth(
+    agent: Agent, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    first = discovery(publisher)
+    assert first and all(t.endswith("/config") for t in first)
+    assert all(m.retain and m.payload for m in publisher.messages if m.topic in first)
+    assert not any(
+        "token" in m.payload.decode()
+        for m in publisher.messages
+        if m.topic in first and b"/token" in m.payload
+    )
+    publisher.messages.clear()
+    birth = Message(topic="homeassistant/status", payload=b"online")
+    agent.step(Request(message=birth, received=clock.monotonic()))
+    assert sorted(discovery(publisher)) == sorted(first)
+    assert publisher.last(TOPICS.availability).payload == b"online"
+    publisher.messages.clear()
+    agent.step(Request(Message("homeassistant/status", b"offline"), clock.monotonic()))
+    assert discovery(publisher) == []
+
+
+@pytest.fixture
+def ha_disabled(config: Config) -> Config:
+    return replace(config, homeassistant=HomeAssistantConfig(enabled=False))
+
+
+def test_with_discovery_disabled_the_device_is_removed_once(
+    ha_disabled: Config,
+    store: TokenStore,
+    spotify: FakeSpotify,
+    cipher: TokenCipher,
+    publisher: FakePublisher,
+    clock: FakeClock,
+) -> None:
+    agent = Agent(
+        config=ha_disabled,
+        store=store,
+        spotify=spotify,  # type: ignore[arg-type]
+        cipher=cipher,
+        publisher=publisher,
+        inbox=queue.Queue(),
+        clock=clock,
+    )
+    agent._start()
+    agent.step(Connected())
+    removed = [m for m in publisher.messages if m.topic.startswith("homeassistant/")]
+    assert removed and all(m.payload == b"" and m.retain for m in removed)
+    publisher.messages.clear()
+    agent.step(Connected())
+    assert discovery(publisher) == []
