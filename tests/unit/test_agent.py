@@ -647,11 +647,8 @@ def test_discovery_is_published_on_connect_and_on_home_assistants_birth(
     first = discovery(publisher)
     assert first and all(t.endswith("/config") for t in first)
     assert all(m.retain and m.payload for m in publisher.messages if m.topic in first)
-    assert not any(
-        "token" in m.payload.decode()
-        for m in publisher.messages
-        if m.topic in first and b"/token" in m.payload
-    )
+    payloads = [m.payload.decode() for m in publisher.messages if m.topic in first]
+    assert not any(f'"{TOPICS.token}"' in p or TOPICS.token_app in p for p in payloads)
     publisher.messages.clear()
     birth = Message(topic="homeassistant/status", payload=b"online")
     agent.step(Request(message=birth, received=clock.monotonic()))
