@@ -1,4 +1,4 @@
-"""What the one-shot commands do: login, status, check, refresh, reset."""
+"""What the one-shot commands do: login, status, check, refresh, key rotation, reset."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from mqtt_tokend import auth
 from mqtt_tokend.config import Config
-from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.errors import BrokerError, InputError
 from mqtt_tokend.health import ExitCode, judge
 from mqtt_tokend.mqtt import Message, oneshot
@@ -268,3 +268,61 @@ def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO =
     print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
     print("log in again with `mqtt-tokend auth`", file=out)
     return 0
+
+
+def rotate_key(
+    config: Config,
+    *,
+    keep: int | None,
+    timeout: float,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Add a new primary key to the key file, then have the agent re-publish with it."""
+    path = config.agent.key_file
+    count = rotate_key_file(path, keep=keep)
+    print(f"added a new primary key to {path}: {count} keys, the first encrypts", file=out)
+    try:
+        republished = _republish(config, TokenCipher.from_file(path), timeout=timeout)
+    except BrokerError as error:
+        print(
+            f"mqtt-tokend: {error}; the agent takes the new key up at its next check or start",
+            file=err,
+        )
+        return 0
+    if not republished:
+        print(
+            "mqtt-tokend: the agent answered but still publishes with an old key: can it read "
+            f"{path}? See its log (`journalctl -u lofi-pi-token-manager`).",
+            file=err,
+        )
+        return 1
+    print("the agent re-published the token with the new key", file=out)
+    return 0
+
+
+def _republish(config: Config, cipher: TokenCipher, *, timeout: float) -> bool:
+    """Wake the agent with `request/check`; True once the retained token uses the new key."""
+    topics = Topics(config.mqtt.base_topic)
+    transaction = uuid.uuid4().hex
+
+    def answered(message: Message) -> bool:
+        body = _json_object(message)
+        return body is not None and body.get("transaction") == transaction
+
+    def new_key(message: Message) -> bool:
+        return not message.payload or cipher.is_primary(message.payload)
+
+    with oneshot(config.mqtt, timeout=timeout, purpose="rotate-key") as session:
+        session.subscribe([topics.token, topics.response("check")], timeout=timeout)
+        body = {"transaction": transaction, "reason": "key rotated"}
+        session.publish(topics.request("check"), json.dumps(body))
+        try:
+            session.wait_for(topics.response("check"), answered, timeout=timeout)
+        except BrokerError:
+            raise BrokerError(f"the agent did not answer within {timeout:g} s") from None
+        try:
+            session.wait_for(topics.token, new_key, timeout=timeout)
+        except BrokerError:
+            return False
+    return True

@@ -1,18 +1,40 @@
-"""Taking the token from the broker: decrypt, judge expiry, wait for a valid one."""
+"""Taking the token from the broker: decrypt, judge expiry, wait for a valid one.
+
+`TokenConsumer` is the library for long-running consumers (a player, a button script): it
+stays subscribed, reconnects, decrypts, calls back on every new token and tells the agent
+when Spotify rejected one. `fetch_token` is the one-shot form behind `mqtt-tokend get-token`.
+Only paho and cryptography are imported (through the package's light modules), never
+`requests`, so a script starts fast.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from mqtt_tokend.config import Config
+from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.crypto import TokenCipher
-from mqtt_tokend.errors import BrokerError, CryptoError
-from mqtt_tokend.mqtt import Message, oneshot
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.errors import BrokerError, CryptoError, TokendError
+from mqtt_tokend.mqtt import Message, MqttLink, describe, oneshot
+from mqtt_tokend.topics import TOKEN_KIND_USER, Topics, rejected_request, token_sha256
+
+_LOG = logging.getLogger(__name__)
 
 EXPIRY_MARGIN = 5.0  # a token this close to expiry is not handed out (or a quarter of its life)
+
+
+def usable(expires_at: float, issued_at: float | None, *, now: float) -> bool:
+    """True while a token is worth handing out: not expired, nor within the margin of it."""
+    lifetime = expires_at - issued_at if issued_at is not None else 0.0
+    return expires_at - min(EXPIRY_MARGIN, max(lifetime, 0.0) / 4) > now
 
 
 def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str, Any] | None:
@@ -27,10 +49,264 @@ def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str
     issued_at = token.get("issued_at", expires_at)
     if not isinstance(token.get("access_token"), str) or not isinstance(expires_at, int | float):
         raise CryptoError("the decrypted payload is not a token object")
-    lifetime = expires_at - issued_at if isinstance(issued_at, int | float) else 0.0
-    if expires_at - min(EXPIRY_MARGIN, lifetime / 4) <= now:
-        return None
-    return token
+    issued = float(issued_at) if isinstance(issued_at, int | float) else None
+    return token if usable(expires_at, issued, now=now) else None
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token taken from the broker (times in Unix seconds)."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    issued_at: float
+    scope: str = ""
+    kind: str = TOKEN_KIND_USER
+    token_type: str = "Bearer"
+
+    @classmethod
+    def from_plaintext(cls, value: dict[str, Any]) -> Token:
+        """The token in a decrypted payload; CryptoError when it is not a token object."""
+        access, expires_at = value.get("access_token"), value.get("expires_at")
+        if not isinstance(access, str) or not access or not isinstance(expires_at, int | float):
+            raise CryptoError("the decrypted payload is not a token object")
+        issued_at = value.get("issued_at")
+        return cls(
+            access_token=access,
+            expires_at=float(expires_at),
+            issued_at=float(issued_at) if isinstance(issued_at, int | float) else float(expires_at),
+            scope=str(value.get("scope") or ""),
+            kind=str(value.get("kind") or TOKEN_KIND_USER),
+            token_type=str(value.get("token_type") or "Bearer"),
+        )
+
+    @property
+    def authorization(self) -> str:
+        """The value of an HTTP `Authorization` header."""
+        return f"{self.token_type} {self.access_token}"
+
+    @property
+    def sha256(self) -> str:
+        """The hex SHA-256 by which the agent knows this token."""
+        return token_sha256(self.access_token)
+
+    def usable(self, now: float) -> bool:
+        """True while the token is worth handing out."""
+        return usable(self.expires_at, self.issued_at, now=now)
+
+
+class TokenConsumer:
+    """Keeps the newest valid token from the broker: subscribe, decrypt, call back, reconnect.
+
+    Give it a loaded `Config`, or the broker and key file directly (keywords override the
+    config). `token()` blocks until a valid token is there; `on_change` runs on the MQTT
+    thread with each new token (keep it short); `report_rejected()` tells the agent that
+    Spotify answered 401. The key file is read again when a payload does not decrypt, so a
+    `mqtt-tokend rotate-key` does not stop a consumer that reads the agent's key file.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        base_topic: str | None = None,
+        key_file: str | Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | None = None,
+        ca_file: str | Path | None = None,
+        protocol: int | None = None,
+        app: bool = False,
+        on_change: Callable[[Token], None] | None = None,
+        cipher: TokenCipher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        mqtt = config.mqtt if config is not None else MqttConfig()
+        overrides: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "base_topic": base_topic,
+            "username": username,
+            "password": password,
+            "tls": tls,
+            "ca_file": Path(ca_file) if ca_file is not None else None,
+            "protocol": protocol,
+        }
+        self.mqtt = replace(mqtt, **{k: v for k, v in overrides.items() if v is not None})
+        agent = config.agent if config is not None else AgentConfig()
+        self._key_file = Path(key_file) if key_file is not None else agent.key_file
+        self._cipher = cipher
+        self._key_signature: tuple[int, int] | None = None
+        topics = Topics(self.mqtt.base_topic)
+        self.topic = topics.token_app if app else topics.token
+        self._request_topic = topics.request("refresh")
+        self._on_change = on_change
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._latest: Token | None = None
+        self._rejected: set[str] = set()
+        self._error: TokendError | None = None
+        self._link: MqttLink | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> TokenConsumer:
+        """Read the key file and connect in the background (a broker that is down is retried)."""
+        if self._link is not None:
+            return self
+        if self._cipher is None:
+            self._cipher = self._read_keys()
+        self._link = MqttLink(
+            self.mqtt,
+            client_id=f"mqtt-tokend-consumer-{uuid.uuid4().hex[:8]}",
+            will=None,
+            subscriptions=[self.topic],
+            on_connected=lambda: None,  # the broker resends the retained token on subscribe
+            on_message=self.receive,
+        )
+        self._link.start()
+        return self
+
+    def stop(self) -> None:
+        """Disconnect."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.stop()
+
+    def __enter__(self) -> TokenConsumer:
+        return self.start()
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _v: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted us."""
+        return self._link is not None and self._link.connected
+
+    @property
+    def last_error(self) -> TokendError | None:
+        """Why the last payload on the topic was unusable (wrong key...); None once one was."""
+        with self._lock:
+            return self._error
+
+    # ---- what consumers call ------------------------------------------------------------
+
+    def current(self) -> Token | None:
+        """The valid token held now, or None (never blocks)."""
+        with self._lock:
+            return self._valid()
+
+    def token(self, timeout: float = 10.0) -> Token:
+        """A valid token, waiting up to `timeout` s for one; BrokerError or CryptoError if none."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                token = self._valid()
+                if token is not None:
+                    return token
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._why_none(timeout)
+                self._lock.wait(left)
+
+    def report_rejected(self, token: Token | None = None) -> bool:
+        """Tell the agent Spotify refused `token` (default: the one held); False if not sent.
+
+        The token is not handed out again: `token()` then waits for its successor.
+        """
+        with self._lock:
+            token = token or self._latest
+            if token is None:
+                return False
+            self._rejected.add(token.sha256)
+        link = self._link
+        body = json.dumps(rejected_request(token.access_token, transaction=uuid.uuid4().hex))
+        sent = link is not None and link.send(self._request_topic, body)
+        _LOG.info("reported a rejected token to the agent (%s)", "sent" if sent else "not sent")
+        return sent
+
+    # ---- the MQTT side --------------------------------------------------------------------
+
+    def receive(self, message: Message) -> None:
+        """Handle one message on the token topic (called on the MQTT thread)."""
+        if message.topic != self.topic:
+            return
+        if not message.payload:
+            with self._lock:
+                self._latest = None  # the agent cleared it: it has no valid token
+            return
+        try:
+            token = Token.from_plaintext(self._decrypt(message.payload))
+        except CryptoError as err:
+            _LOG.warning("the token on %s is unusable: %s", self.topic, err)
+            with self._lock:
+                self._error = err
+                self._lock.notify_all()
+            return
+        with self._lock:
+            new = self._latest is None or self._latest.access_token != token.access_token
+            self._latest = token
+            self._error = None
+            self._rejected = {sha for sha in self._rejected if sha == token.sha256}
+            fresh = new and token.usable(self._clock()) and token.sha256 not in self._rejected
+            self._lock.notify_all()
+        if fresh and self._on_change is not None:
+            self._on_change(token)
+
+    def _decrypt(self, payload: bytes) -> dict[str, Any]:
+        cipher = self._cipher or self._read_keys()
+        try:
+            return cipher.decrypt_json(payload)
+        except CryptoError:
+            signature = self._key_file_signature()
+            if signature is None or signature == self._key_signature:
+                raise
+            return self._read_keys().decrypt_json(payload)  # the key file changed: a rotation
+
+    def _read_keys(self) -> TokenCipher:
+        signature = self._key_file_signature()
+        cipher = TokenCipher.from_file(self._key_file)
+        self._cipher, self._key_signature = cipher, signature
+        return cipher
+
+    def _key_file_signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self._key_file.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def _valid(self) -> Token | None:
+        token = self._latest
+        if token is None or token.sha256 in self._rejected or not token.usable(self._clock()):
+            return None
+        return token
+
+    def _why_none(self, timeout: float) -> TokendError:
+        if self._error is not None:
+            return self._error
+        link = self._link
+        if link is None or not link.connected:
+            why = (link.last_error if link else None) or "no connection yet"
+            return BrokerError(
+                f"cannot use the MQTT broker at {describe(self.mqtt)}: {why}; is Mosquitto "
+                "running, and are mqtt.username and mqtt.password right?"
+            )
+        if self._latest is not None and self._latest.sha256 in self._rejected:
+            return BrokerError(
+                f"no token replaced the rejected one on {self.topic} within {timeout:g} s: "
+                "is the agent running? (`mqtt-tokend status`)"
+            )
+        return BrokerError(
+            f"no valid token on {self.topic} within {timeout:g} s: is the agent running and "
+            "logged in? (`mqtt-tokend status`)"
+        )
 
 
 def fetch_token(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,8 @@ class TokenCipher:
     def __init__(self, keys: Sequence[bytes], *, source: str = "the key file") -> None:
         if not keys:
             raise CryptoError(f"{source} holds no Fernet key")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._primary = Fernet(keys[0])
+        self._fernet = MultiFernet([self._primary, *(Fernet(key) for key in keys[1:])])
         self._count = len(keys)
         self.source = source
 
@@ -48,34 +51,7 @@ class TokenCipher:
     @classmethod
     def from_file(cls, path: Path) -> TokenCipher:
         """Read a key file: one Fernet key a line, blank lines and `#` comments ignored."""
-        try:
-            text = path.read_text(encoding="ascii")
-        except FileNotFoundError:
-            raise CryptoError(
-                f"key file {path} not found: create it with `mqtt-tokend keygen`"
-            ) from None
-        except PermissionError:
-            raise CryptoError(
-                f"key file {path} is not readable by this user: run as the service user "
-                "or add this user to its group"
-            ) from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise CryptoError(f"key file {path} cannot be read ({type(err).__name__})") from None
-        check_key_file_mode(path)
-        keys: list[bytes] = []
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                Fernet(line.encode("ascii"))
-            except (ValueError, TypeError):
-                raise CryptoError(
-                    f"key file {path}, line {number}: not a Fernet key "
-                    "(32 url-safe base64-encoded bytes)"
-                ) from None
-            keys.append(line.encode("ascii"))
-        return cls(keys, source=str(path))
+        return cls(read_key_file(path), source=str(path))
 
     def encrypt(self, data: bytes) -> bytes:
         """Encrypt with the primary key."""
@@ -96,16 +72,114 @@ class TokenCipher:
         """Encrypt a JSON object; the result is ASCII."""
         return self.encrypt(json.dumps(value, separators=(",", ":")).encode()).decode("ascii")
 
+    def is_primary(self, token: bytes | str) -> bool:
+        """True when the primary key (the first of the file) made this Fernet token."""
+        raw = token.encode("ascii", "replace") if isinstance(token, str) else token
+        try:
+            self._primary.decrypt(raw)
+        except InvalidToken:
+            return False
+        return True
+
     def decrypt_json(self, token: bytes | str) -> dict[str, Any]:
         """Decrypt a Fernet token holding a JSON object."""
         plain = self.decrypt(token)
         try:
             value = json.loads(plain)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the stack
             raise CryptoError("decrypted payload is not JSON") from None
         if not isinstance(value, dict):
             raise CryptoError("decrypted payload is not a JSON object")
         return value
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    """The keys of a key file, primary first; CryptoError saying what is wrong and the fix."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise CryptoError(
+            f"key file {path} not found: create it with `mqtt-tokend keygen`"
+        ) from None
+    except PermissionError:
+        raise CryptoError(
+            f"key file {path} is not readable by this user: run as the service user "
+            "or add this user to its group"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CryptoError(f"key file {path} cannot be read ({type(err).__name__})") from None
+    check_key_file_mode(path)
+    keys: list[bytes] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            Fernet(line.encode("ascii"))
+        except (ValueError, TypeError):
+            raise CryptoError(
+                f"key file {path}, line {number}: not a Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            ) from None
+        keys.append(line.encode("ascii"))
+    if not keys:
+        raise CryptoError(f"key file {path} holds no Fernet key: run `mqtt-tokend keygen --force`")
+    return keys
+
+
+def rotate_key_file(path: Path, *, keep: int | None = None) -> int:
+    """Put a new primary key first, keeping the old ones (at most `keep` keys in all).
+
+    The file is replaced atomically with the same mode, owner and group, so consumers that
+    read it keep their access. Returns how many keys it now holds.
+    """
+    if keep is not None and keep < 1:
+        raise CryptoError("--keep must be at least 1 (the new key)")
+    keys = [generate_key(), *read_key_file(path)]
+    if keep is not None:
+        keys = keys[:keep]
+    _replace_keeping_owner(path, b"".join(key + b"\n" for key in keys))
+    return len(keys)
+
+
+def _replace_keeping_owner(path: Path, data: bytes) -> None:
+    """Atomically replace `path`: temp file, same mode/owner/group, fsync, rename, fsync dir."""
+    try:
+        _replace(path, data)
+    except PermissionError:
+        raise CryptoError(
+            f"cannot replace {path} keeping its owner and group (permission denied): "
+            "run this as the key file's owner or as root"
+        ) from None
+    except OSError as err:
+        raise CryptoError(f"cannot replace {path}: {err.strerror or err}") from None
+
+
+def _replace(path: Path, data: bytes) -> None:
+    before = path.stat()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, stat.S_IMODE(before.st_mode))
+        if (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.fchown(fd, before.st_uid, before.st_gid)
+            except PermissionError:
+                os.fchown(fd, -1, before.st_gid)  # a non-root owner may still keep the group
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def write_key_file(path: Path, *, force: bool = False) -> None:

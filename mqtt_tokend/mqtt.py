@@ -1,7 +1,8 @@
 """The MQTT adapter: the only module that imports paho.
 
-`MqttLink` is the agent's long-lived connection (connects in the background, reconnects,
-Last Will, TCP_NODELAY). `oneshot` is a short-lived connection for the command line.
+`MqttLink` is a long-lived connection (connects in the background, reconnects, resubscribes,
+Last Will, TCP_NODELAY): the agent's, and the token consumer's. `oneshot` is a short-lived
+connection for the command line.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def describe(config: MqttConfig) -> str:
 
 
 class MqttLink:
-    """The agent's connection: background connect and reconnect, Last Will, subscriptions."""
+    """A long-lived connection: background connect and reconnect, Last Will, subscriptions."""
 
     def __init__(
         self,
@@ -129,11 +130,13 @@ class MqttLink:
         self._on_connected = on_connected
         self._on_message = on_message
         self._connected = threading.Event()
+        self._last_error: str | None = None
         self._client = _make_client(config, client_id)
         if will is not None:
             self._client.will_set(will[0], will[1], qos=QOS, retain=True)
         self._client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
         self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
 
@@ -147,9 +150,21 @@ class MqttLink:
         self._client.connect_async(self._config.host, self._config.port, self._config.keepalive)
         self._client.loop_start()
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed or the connection dropped; None once connected."""
+        return self._last_error
+
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or the timeout passes."""
         return self._connected.wait(timeout)
+
+    def send(self, topic: str, payload: bytes | str) -> bool:
+        """Publish a request (QoS 1, not retained) without waiting; False when not connected."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=QOS, retain=False)
+        return info.rc == paho.MQTT_ERR_SUCCESS
 
     def publish(
         self,
@@ -191,10 +206,12 @@ class MqttLink:
         _properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
+            self._last_error = f"the broker refused the connection ({reason_code})"
             _LOG.warning(
                 "broker %s refused the connection: %s", describe(self._config), reason_code
             )
             return
+        self._last_error = None
         _LOG.info("connected to the broker at %s", describe(self._config))
         for topic in self._subscriptions:
             client.subscribe(topic, qos=QOS)
@@ -210,8 +227,13 @@ class MqttLink:
         _properties: Properties | None,
     ) -> None:
         if self._connected.is_set():
+            self._last_error = f"disconnected ({reason_code})"
             _LOG.warning("disconnected from the broker (%s); reconnecting", reason_code)
         self._connected.clear()
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        self._last_error = "cannot reach it (refused, unreachable, or a TLS failure)"
+        _LOG.debug("cannot reach the broker at %s; retrying", describe(self._config))
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
@@ -336,7 +358,14 @@ def oneshot(config: MqttConfig, *, timeout: float = 5.0, purpose: str = "cli") -
     client.on_connect = on_connect
     try:
         client.connect(config.host, config.port, config.keepalive)
-    except (OSError, ssl.SSLError) as err:
+    except ssl.SSLError as err:
+        detail = getattr(err, "verify_message", None) or err.reason or err
+        raise BrokerError(
+            f"cannot reach the MQTT broker at {describe(config)}: the TLS handshake failed "
+            f"({detail}); check mqtt.ca_file, and that the broker's certificate is for "
+            f"{config.host}"
+        ) from err
+    except OSError as err:
         raise BrokerError(
             f"cannot reach the MQTT broker at {describe(config)} ({err.strerror or err}); "
             "is Mosquitto running?"

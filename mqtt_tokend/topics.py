@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ REQUEST_VERBS = frozenset({"refresh", "check", "status", "auth"})
 
 TOKEN_KIND_USER = "user"
 TOKEN_KIND_APP = "app"
+REASON_REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,16 @@ def response_payload(
     if transaction is not None:
         payload["transaction"] = transaction
     return payload
+
+
+def token_sha256(access_token: str) -> str:
+    """The hex SHA-256 by which a consumer names the access token it holds."""
+    return hashlib.sha256(access_token.encode()).hexdigest()
+
+
+def rejected_request(access_token: str, *, transaction: Any = None) -> dict[str, Any]:
+    """The refresh request of a consumer whose token Spotify refused (401)."""
+    body: dict[str, Any] = {"reason": REASON_REJECTED, "token_sha256": token_sha256(access_token)}
+    if transaction is not None:
+        body["transaction"] = transaction
+    return body

@@ -1,10 +1,13 @@
 """Integration fixtures: a private Mosquitto, the Spotify emulator, the real CLI as subprocesses.
 
-Fixtures chain: broker + emulator + base_topic -> config_file -> logged_in -> agent.
+Fixtures chain: broker + emulator + base_topic (+ mqtt_protocol, mqtt_options) -> config_file
+-> logged_in -> agent. Every test with a `broker` also gets `contract`: everything published
+under the base topic is checked against `topics/` when the test ends.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +22,7 @@ import pytest
 
 from mqtt_tokend.devbroker import PrivateMosquitto, free_port
 from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from tests.integration.checker import ContractChecker
 from tests.integration.watch import Watcher, wait_until
 
 CLI = [sys.executable, "-m", "mqtt_tokend"]
@@ -62,6 +66,27 @@ def extra_config() -> str:
 
 
 @pytest.fixture
+def mqtt_protocol() -> int:
+    """`mqtt.protocol` of the config: 5, or 3 for MQTT 3.1.1."""
+    return 5
+
+
+@pytest.fixture
+def mqtt_options() -> dict[str, object]:
+    """[mqtt] keys that override or extend the defaults (port, credentials, TLS)."""
+    return {}
+
+
+def toml_value(value: object) -> str:
+    """A str, bool, int or path as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+@pytest.fixture
 def config_file(
     tmp_path: Path,
     broker: PrivateMosquitto,
@@ -69,8 +94,18 @@ def config_file(
     base_topic: str,
     redirect_port: int,
     extra_config: str,
+    mqtt_protocol: int,
+    mqtt_options: dict[str, object],
 ) -> Path:
     """A config pointing at the private broker and the emulator, with a fresh key."""
+    mqtt = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "base_topic": base_topic,
+        "keepalive": 5,
+        "protocol": mqtt_protocol,
+    } | mqtt_options
+    mqtt_lines = "\n".join(f"{key} = {toml_value(value)}" for key, value in mqtt.items())
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -82,10 +117,7 @@ api_url = "{emulator.url}"
 request_timeout = 3
 
 [mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-base_topic = "{base_topic}"
-keepalive = 5
+{mqtt_lines}
 
 [agent]
 state_dir = "state"
@@ -192,7 +224,31 @@ class AgentProcess:
 
 
 @pytest.fixture
-def agent(logged_in: Path) -> Iterator[AgentProcess]:
+def contract(
+    broker: PrivateMosquitto, base_topic: str, tmp_path: Path, mqtt_protocol: int
+) -> Iterator[ContractChecker]:
+    """Everything published under the base topic must fit `topics/` (checked at the end)."""
+    with ContractChecker(
+        broker.host,
+        broker.port,
+        base_topic,
+        key_file=tmp_path / "fernet.key",
+        mqtt5=mqtt_protocol == 5,
+    ) as checker:
+        yield checker
+    problems = checker.problems()
+    assert not problems, "published off the contract in topics/:\n" + "\n".join(problems)
+
+
+@pytest.fixture(autouse=True)
+def _contract_wherever_a_broker_runs(request: pytest.FixtureRequest) -> None:
+    """Tests that start agents themselves are checked too, not only those with `agent`."""
+    if "broker" in request.fixturenames:
+        request.getfixturevalue("contract")
+
+
+@pytest.fixture
+def agent(logged_in: Path, contract: ContractChecker) -> Iterator[AgentProcess]:
     """A running agent (logged in); stopped with SIGTERM at the end."""
     process = AgentProcess(logged_in).start()
     yield process
@@ -200,10 +256,12 @@ def agent(logged_in: Path) -> Iterator[AgentProcess]:
 
 
 @pytest.fixture
-def watcher(broker: PrivateMosquitto, base_topic: str) -> Iterator[Watcher]:
+def watcher(
+    broker: PrivateMosquitto, base_topic: str, contract: ContractChecker
+) -> Iterator[Watcher]:
     """A subscriber to `<base>/#` that records everything."""
     with Watcher(broker.host, broker.port, f"{base_topic}/#") as watch:
         yield watch
 
 
-__all__ = ["AgentProcess", "approve", "cli", "login", "wait_until"]
+__all__ = ["AgentProcess", "ContractChecker", "approve", "cli", "login", "wait_until"]

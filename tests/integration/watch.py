@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 T = TypeVar("T")
 
@@ -36,16 +37,34 @@ class Seen:
     retain: bool
     at: float
     expiry: int | None
+    qos: int = 1
+    wall: float = 0.0  # time.time() on arrival
 
     def json(self) -> Any:
         return json.loads(self.payload)
 
 
 class Watcher:
-    """Subscribes to a filter (MQTT 5) and keeps every message with its arrival time."""
+    """Subscribes to a filter (MQTT 5) and keeps every message with its arrival time.
 
-    def __init__(self, host: str, port: int, topic_filter: str) -> None:
+    By default `retain` is set only on retained messages replayed at subscription. With
+    `retain_as_published` it is the publisher's flag, and with `qos=2` a message keeps the QoS
+    it was published with: what the contract checker needs. `on_seen` runs on every message.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic_filter: str,
+        *,
+        qos: int = 1,
+        retain_as_published: bool = False,
+        on_seen: Callable[[Seen], None] | None = None,
+    ) -> None:
         self.host, self.port, self.filter = host, port, topic_filter
+        self._options = SubscribeOptions(qos=qos, retainAsPublished=retain_as_published)
+        self._on_seen = on_seen
         self._lock = threading.Condition()
         self.messages: list[Seen] = []
         self._client = paho.Client(
@@ -58,12 +77,22 @@ class Watcher:
         self._client.reconnect_delay_set(0.1, 0.5)
 
     def _on_connect(self, client: paho.Client, *_args: Any) -> None:
-        client.subscribe(self.filter, qos=1)
+        client.subscribe(self.filter, options=self._options)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
         expiry = getattr(props, "MessageExpiryInterval", None)
-        seen = Seen(msg.topic, bytes(msg.payload), bool(msg.retain), time.monotonic(), expiry)
+        seen = Seen(
+            msg.topic,
+            bytes(msg.payload),
+            bool(msg.retain),
+            time.monotonic(),
+            expiry,
+            qos=msg.qos,
+            wall=time.time(),
+        )
+        if self._on_seen is not None:
+            self._on_seen(seen)
         with self._lock:
             self.messages.append(seen)
             self._lock.notify_all()

@@ -1,0 +1,45 @@
+"""Small helpers the integration tests share: what Spotify says to a token, token callbacks."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+
+from mqtt_tokend.consumer import Token
+from mqtt_tokend.emulator import SpotifyEmulator
+from tests.integration.watch import Seen
+
+
+def me_status(emulator: SpotifyEmulator, token: str) -> int:
+    """What the emulator's /v1/me says to this access token."""
+    request = urllib.request.Request(
+        f"{emulator.url}/v1/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def healthy(message: Seen) -> bool:
+    """A health record in state ok."""
+    return bool(message.payload) and message.json()["state"] == "ok"
+
+
+class Changes:
+    """Collects the tokens a consumer's `on_change` announces."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.tokens: list[Token] = []
+
+    def __call__(self, token: Token) -> None:
+        with self._lock:
+            self.tokens.append(token)
+
+    def access_tokens(self) -> list[str]:
+        with self._lock:
+            return [t.access_token for t in self.tokens]
