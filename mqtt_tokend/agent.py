@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import queue
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from mqtt_tokend import __version__, homeassistant, logsafe, notices
+from mqtt_tokend import __version__, homeassistant, logsafe
+from mqtt_tokend.apptoken import AppTokenKeeper
 from mqtt_tokend.broadcast import Broadcaster, Publisher
+from mqtt_tokend.checks import Surroundings
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import (
@@ -32,10 +34,9 @@ from mqtt_tokend.health import (
     State,
     auth_instructions,
     reauth_deadline,
-    reauth_warnings_due,
 )
 from mqtt_tokend.inbox import Connected, InboxItem, RefreshGate, Request, Stop
-from mqtt_tokend.notices import Alert
+from mqtt_tokend.people import People
 from mqtt_tokend.remoteauth import RemoteLogin
 from mqtt_tokend.requests_handler import RequestHandler
 from mqtt_tokend.spotify import SpotifyClient, TokenGrant
@@ -49,16 +50,6 @@ _LOG = logging.getLogger(__name__)
 LOGIN_POLL_SECONDS = 2.0  # how often to look for a new login while one is needed
 CLOCK_JUMP_SECONDS = 2.0  # a larger disagreement between wall and monotonic time is a jump
 RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
-
-
-@dataclass(frozen=True)
-class AppToken:
-    """A client-credentials token (no user), served while the user's login is unusable."""
-
-    access_token: str
-    scope: str
-    issued_at: float
-    expires_at: float
 
 
 class Agent:
@@ -87,20 +78,15 @@ class Agent:
         self._tokens: Tokens | None = None
         self._tokens_signature: tuple[int, int, int] | None = None
         self._key_signature = _signature(config.agent.key_file)
-        self._app: AppToken | None = None
         self._state = State.STARTING
         self._message = "starting"
         self._login_rejected = False
-        self._human: Alert | None = None  # the problem a person is told about right now
         self._failures = 0
         self._backup_tried = False
         self._user: str | None = None
         self._last_refresh: float | None = None
-        self._reauth_sent: set[float] = set()
-        self._player: dict[str, Any] | None = None
         self._gate = RefreshGate(min_interval=config.agent.min_refresh_interval)
         self._refresh_due: Deadline | None = None
-        self._app_due: Deadline | None = None
         self._check_due = Deadline.after(0.0, clock)
         self._wall_offset = clock.wall() - clock.monotonic()
         self._expires_mono: float | None = None  # expiry of a token obtained by this process
@@ -108,6 +94,24 @@ class Agent:
         self._discovery_removed = False
         self.login = RemoteLogin(
             spotify=spotify, config=config.spotify, store=store, now=clock.wall
+        )
+        self._app = AppTokenKeeper(
+            spotify=spotify,
+            out=self.out,
+            clock=clock,
+            early=config.agent.refresh_early_seconds,
+            retry=config.agent.max_backoff,
+        )
+        self.surroundings = Surroundings(
+            spotify=spotify, out=self.out, clock=clock, zeroconf_url=config.player.zeroconf_url
+        )
+        config_path = str(config.path) if config.path else None
+        self.people = People(
+            out=self.out,
+            state_dir=store.state_dir,
+            login=self.login,
+            instructions=auth_instructions(config_path),
+            warn_days=config.agent.reauth_warn_days,
         )
         self.requests = RequestHandler(self)
 
@@ -165,7 +169,7 @@ class Agent:
         self._user = session.get("display_name") or session.get("user_id")
         last = session.get("last_refresh")
         self._last_refresh = float(last) if isinstance(last, int | float) else None
-        self._reauth_sent = {float(d) for d in session.get("reauth_warned", [])}
+        self.people.reminded = {float(d) for d in session.get("reauth_warned", [])}
         self._load_tokens(Event.LOADED)
 
     def _run_due(self) -> None:
@@ -173,8 +177,9 @@ class Agent:
         self._pick_up_changes()
         if self._due(self._refresh_due):
             self.refresh("scheduled")
-        if self._due(self._app_due) or (self._app_due is None and self._needs_app_token()):
-            self._keep_app_token()
+        needed = self._needs_app_token()
+        if self._due(self._app.due) or (self._app.due is None) == needed:
+            self._app.keep(needed=needed)  # fetch when first needed, withdraw when not
         if self._due(self._check_due):
             self.check()
         if self._token_live and self._tokens and self._tokens.expires_at <= self._clock.wall():
@@ -185,13 +190,13 @@ class Agent:
         return deadline is not None and deadline.remaining(self._clock) <= 0
 
     def _seconds_to_next_deadline(self) -> float:
-        deadlines = [self._check_due, self._refresh_due, self._app_due]
+        deadlines = [self._check_due, self._refresh_due, self._app.due]
         waits = [d.remaining(self._clock) for d in deadlines if d is not None]
         if self._login_rejected or self._tokens is None:
             waits.append(LOGIN_POLL_SECONDS)
         for expiry in (
             self._tokens.expires_at if self._tokens else None,
-            self._app.expires_at if self._app else None,
+            self._app.expires_at,
         ):
             if expiry is not None and expiry > self._clock.wall():
                 waits.append(expiry - self._clock.wall())  # the state changes when it expires
@@ -354,33 +359,10 @@ class Agent:
     # ---- the app token (degraded mode) ------------------------------------------------
 
     def _needs_app_token(self) -> bool:
-        if not self._spotify.confidential:
+        if not self._app.possible:
             return False
         tokens = self._tokens
         return self._login_rejected or tokens is None or tokens.expires_at <= self._clock.wall()
-
-    def _keep_app_token(self) -> None:
-        if not self._needs_app_token():
-            if self._app is not None:
-                _LOG.info("the user's token is back; withdrawing the app token")
-                self._app, self._app_due = None, None
-                self.out.token(kind="app", access_token=None, now=self._clock.wall())
-            return
-        try:
-            grant = self._spotify.client_credentials()
-        except TokendError as err:
-            _LOG.warning("no app token either: %s", err)
-            self._app_due = Deadline.after(self._agent.max_backoff, self._clock)
-            return
-        now = self._clock.wall()
-        logsafe.remember(grant.access_token)
-        self._app = AppToken(grant.access_token, grant.scope, now, now + grant.expires_in)
-        due = refresh_at(
-            expires_at=self._app.expires_at, issued_at=now, early=self._agent.refresh_early_seconds
-        )
-        self._app_due = Deadline.at_wall(due, self._clock)
-        self._publish_app_token()
-        self._apply(Event.TICK)
 
     # ---- health checks ----------------------------------------------------------------
 
@@ -395,7 +377,7 @@ class Agent:
                     self.refresh("token expired")
             else:
                 self._verify(tokens)
-        self._check_player()
+        self.surroundings.check_player()
         self._remind_reauth(now)
         self._publish_health()
 
@@ -416,31 +398,8 @@ class Agent:
         self._refresh_devices()
 
     def _refresh_devices(self) -> None:
-        tokens = self._tokens
-        if tokens is None:
-            return
-        try:
-            devices = self._spotify.devices(tokens.access_token)
-        except TokendError as err:
-            _LOG.info("devices not available: %s", err)
-            return
-        self.out.devices(devices, now=self._clock.wall())
-
-    def _check_player(self) -> None:
-        url = self._config.player.zeroconf_url
-        if not url:
-            return
-        try:
-            info = self._spotify.zeroconf_info(url)
-        except TokendError as err:
-            self._player = {"reachable": False, "active_user": None, "error": str(err)}
-            return
-        active = info.get("activeUser")
-        self._player = {
-            "reachable": True,
-            "active_user": bool(active),
-            "name": info.get("remoteName"),
-        }
+        if self._tokens is not None:
+            self.surroundings.publish_devices(self._tokens.access_token)
 
     def _reauth_by(self) -> float | None:
         tokens = self._tokens
@@ -448,23 +407,8 @@ class Agent:
         return reauth_deadline(authorized, max_age_days=self._agent.refresh_token_max_age_days)
 
     def _remind_reauth(self, now: float) -> None:
-        reauth_by = self._reauth_by()
-        due = reauth_warnings_due(
-            now, reauth_by, warn_days=self._agent.reauth_warn_days, sent=self._reauth_sent
-        )
-        if not due or reauth_by is None:
-            return
-        self._reauth_sent.update(due)
-        self._save_session(reauth_warned=sorted(self._reauth_sent))
-        days = max(0.0, (reauth_by - now) / 86400)
-        self.out.alert(
-            Alert(
-                event=notices.REAUTH_SOON,
-                message=f"Spotify ends this login in {days:.1f} days; log in again before then",
-                instructions=self._instructions(),
-                at=now,
-            )
-        )
+        if self.people.remind(now, self._reauth_by()):
+            self._save_session(reauth_warned=sorted(self.people.reminded))
 
     # ---- time -------------------------------------------------------------------------
 
@@ -497,7 +441,7 @@ class Agent:
         return Facts(
             now=self._clock.wall(),
             expires_at=self._tokens.expires_at if self._tokens else None,
-            app_expires_at=self._app.expires_at if self._app else None,
+            app_expires_at=self._app.expires_at,
             login_rejected=self._login_rejected,
         )
 
@@ -524,41 +468,15 @@ class Agent:
         self._message = message
         self._publish_health()
 
-    def _instructions(self) -> str:
-        config_path = str(self._config.path) if self._config.path else None
-        return auth_instructions(config_path)
-
     def _tell_people(self, event: Event) -> None:
         """Write or clear the notice and alert as a person's part begins or ends."""
         now = self._clock.wall()
         if self._login_rejected:
-            problem = Alert(notices.AUTH_REQUIRED, self._message, now, self._instructions())
-            self.login.offer()
+            self.people.must_log_in(self._message, now)
         elif event == Event.CLIENT_REJECTED:
-            problem = Alert(
-                notices.CLIENT_REJECTED,
-                self._message,
-                now,
-                "Fix spotify.client_id / spotify.client_secret in the config, "
-                "then restart the agent.",
-            )
-        else:
-            problem = None
-        if problem is not None and (self._human is None or self._human.event != problem.event):
-            self._human = problem
-            self._write_notice(problem)
-            self.out.alert(problem)
-        elif problem is None and self._human is not None and event in RECOVERY_EVENTS:
-            self._human = None
-            self.login.withdraw()
-            notices.clear_notice(self._store.state_dir)
-            self.out.alert(Alert(notices.RECOVERED, f"recovered: {self._message}", now))
-
-    def _write_notice(self, alert: Alert) -> None:
-        try:
-            notices.write_notice(self._store.state_dir, alert)
-        except OSError as err:
-            _LOG.warning("cannot write the notice file: %s", err)
+            self.people.client_rejected(self._message, now)
+        elif event in RECOVERY_EVENTS:
+            self.people.recovered(self._message, now)
 
     def health(self) -> Health:
         """The health record as of now."""
@@ -571,11 +489,11 @@ class Agent:
             last_refresh=self._last_refresh,
             next_refresh=self._refresh_due.wall if self._refresh_due else None,
             consecutive_failures=self._failures,
-            instructions=self._human.instructions if self._human else None,
+            instructions=self.people.current.instructions if self.people.current else None,
             user=self._user,
             reauth_by=self._reauth_by(),
             auth_url=self.login.url if self._login_rejected else None,
-            player=self._player,
+            player=self.surroundings.player,
         )
 
     def _is_birth(self, request: Request) -> bool:
@@ -607,7 +525,7 @@ class Agent:
     def _publish_all(self) -> None:
         self.out.online()
         self._publish_user_token()
-        self._publish_app_token()
+        self._app.publish()
         self._publish_health()
 
     def _publish_user_token(self) -> None:
@@ -625,18 +543,6 @@ class Agent:
             issued_at=tokens.issued_at,
             now=now,
         )
-
-    def _publish_app_token(self) -> None:
-        app = self._app
-        if app is not None:
-            self.out.token(
-                kind="app",
-                access_token=app.access_token,
-                scope=app.scope,
-                expires_at=app.expires_at,
-                issued_at=app.issued_at,
-                now=self._clock.wall(),
-            )
 
     def _publish_health(self) -> None:
         payload = self.health().to_payload()

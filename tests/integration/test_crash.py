@@ -39,22 +39,27 @@ def crash_at(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    watcher.wait_for(topics.health, state_is("ok"))
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("refresh"),
-            "-n",
-        ],
-        check=True,
-        timeout=10,
-    )
-    return process.wait(timeout=20)
+    try:
+        watcher.wait_for(topics.health, state_is("ok"))
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-h",
+                broker.host,
+                "-p",
+                str(broker.port),
+                "-t",
+                topics.request("refresh"),
+                "-n",
+            ],
+            check=True,
+            timeout=10,
+        )
+        return process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def goes_on(
