@@ -108,6 +108,15 @@ def cmd_health_check(args: argparse.Namespace) -> int:
     return monitor.health_check(config, timeout=args.timeout)
 
 
+def cmd_homeassistant(args: argparse.Namespace) -> int:
+    """`homeassistant`: publish or remove the discovery messages."""
+    from mqtt_tokend import commands
+
+    config = _load(args)
+    setup_logging(args.log_level or "WARNING")
+    return commands.homeassistant_discovery(config, remove=args.remove, timeout=args.timeout)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     """`refresh`: ask the running agent to refresh now."""
     from mqtt_tokend import commands
@@ -232,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
         timeout=10,
     )
     command("refresh", cmd_refresh, "ask the running agent to refresh now", timeout=30)
+    p = command(
+        "homeassistant",
+        cmd_homeassistant,
+        "publish Home Assistant's discovery for the device, or take it away",
+        timeout=10,
+    )
+    p.add_argument("--remove", action="store_true", help="remove the device and its entities")
     p = command(
         "get-token", cmd_get_token, "print a valid access token from the broker", timeout=10
     )

@@ -326,3 +326,37 @@ def _republish(config: Config, cipher: TokenCipher, *, timeout: float) -> bool:
         except BrokerError:
             return False
     return True
+
+
+def homeassistant_discovery(
+    config: Config, *, remove: bool, timeout: float, out: TextIO = sys.stdout
+) -> int:
+    """Publish (or with `remove`, take away) the Home Assistant device, retained."""
+    from mqtt_tokend import __version__, homeassistant
+
+    ha, base = config.homeassistant, config.mqtt.base_topic
+    if remove:
+        messages = homeassistant.removal_messages(
+            base_topic=base, discovery_prefix=ha.discovery_prefix
+        )
+    else:
+        messages = homeassistant.discovery_messages(
+            base_topic=base,
+            discovery_prefix=ha.discovery_prefix,
+            version=__version__,
+            expire_after=homeassistant.expire_after_for(config.agent.check_interval),
+        )
+    with oneshot(config.mqtt, timeout=timeout, purpose="discovery") as session:
+        for topic, payload in messages:
+            session.publish(topic, payload, retain=True, timeout=timeout)
+    if remove:
+        print(f"removed {len(messages)} Home Assistant entities of {base}", file=out)
+        if ha.enabled:
+            print(
+                "set homeassistant.enabled = false, or the running agent publishes them "
+                "again when it reconnects",
+                file=out,
+            )
+    else:
+        print(f"published {len(messages)} Home Assistant entities of {base}", file=out)
+    return 0

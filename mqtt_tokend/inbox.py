@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from mqtt_tokend.mqtt import Message
 from mqtt_tokend.store import Tokens
+from mqtt_tokend.topics import token_sha256
+
+__all__ = ["Connected", "InboxItem", "RefreshGate", "Request", "Stop", "token_sha256"]
 
 MAX_REQUEST_BYTES = 4096
+MAX_REQUEST_DEPTH = 16  # nesting levels; the echoed `transaction` must not exhaust the stack
 
 
 class Connected:
@@ -32,11 +35,6 @@ class Request:
 InboxItem = Connected | Stop | Request
 
 
-def token_sha256(access_token: str) -> str:
-    """The hex SHA-256 by which consumers name the token they hold."""
-    return hashlib.sha256(access_token.encode()).hexdigest()
-
-
 class RequestError(ValueError):
     """A request payload the agent cannot act on; the text goes back to the sender."""
 
@@ -48,15 +46,37 @@ def parse_request(payload: bytes) -> dict[str, Any]:
     if not payload.strip():
         return {}
     try:
-        body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise RequestError("payload is not JSON (send nothing, or a JSON object)") from None
     if not isinstance(body, dict):
         raise RequestError("payload must be a JSON object")
+    if _depth(body) > MAX_REQUEST_DEPTH:
+        raise RequestError(f"payload is nested too deeply (at most {MAX_REQUEST_DEPTH} levels)")
     for key in ("reason", "token_sha256"):
         if key in body and not isinstance(body[key], str):
             raise RequestError(f"'{key}' must be a string")
     return body
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN and Infinity are not JSON: echoed back, they would break the sender's parser."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Levels of nesting of a parsed JSON value, counted without recursion."""
+    level: list[Any] = [value]
+    levels = 0
+    while level:
+        levels += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return levels
 
 
 class RefreshGate:

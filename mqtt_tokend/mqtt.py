@@ -318,16 +318,17 @@ class OneShot:
         *,
         response_topic: str | None = None,
         correlation_data: bytes | None = None,
+        retain: bool = False,
         timeout: float = 5.0,
     ) -> None:
-        """Publish (not retained) at QoS 1 and wait for the broker to take it."""
+        """Publish at QoS 1 and wait for the broker to take it."""
         props = None
         if self._config.protocol == 5 and response_topic:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ResponseTopic = response_topic
             if correlation_data is not None:
                 props.CorrelationData = correlation_data
-        info = self._client.publish(topic, payload, qos=QOS, retain=False, properties=props)
+        info = self._client.publish(topic, payload, qos=QOS, retain=retain, properties=props)
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as err:
