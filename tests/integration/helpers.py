@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 
 from mqtt_tokend.consumer import Token
+from mqtt_tokend.devbroker import PrivateMosquitto
 from mqtt_tokend.emulator import SpotifyEmulator
 from tests.integration.watch import Seen
 
@@ -43,3 +45,25 @@ class Changes:
     def access_tokens(self) -> list[str]:
         with self._lock:
             return [t.access_token for t in self.tokens]
+
+
+def mosquitto_pub(
+    broker: PrivateMosquitto, topic: str, *args: str, stdin: str | None = None
+) -> None:
+    """Publish with the real `mosquitto_pub` (no payload unless `args` give one: `-n`)."""
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-t",
+            topic,
+            *(args or ("-n",)),
+        ],
+        input=stdin,
+        text=True,
+        check=True,
+        timeout=20,
+    )

@@ -19,6 +19,7 @@ from mqtt_tokend.devbroker import PrivateMosquitto
 from mqtt_tokend.emulator import SpotifyEmulator
 from mqtt_tokend.topics import Topics
 from tests.integration.conftest import AgentProcess
+from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Seen, Watcher
 
 pytestmark = pytest.mark.integration
@@ -41,20 +42,7 @@ def crash_at(
     )
     try:
         watcher.wait_for(topics.health, state_is("ok"))
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                broker.host,
-                "-p",
-                str(broker.port),
-                "-t",
-                topics.request("refresh"),
-                "-n",
-            ],
-            check=True,
-            timeout=10,
-        )
+        mosquitto_pub(broker, topics.request("refresh"))
         return process.wait(timeout=20)
     finally:
         if process.poll() is None:
@@ -76,20 +64,7 @@ def goes_on(
         watcher.wait_for(topics.availability, lambda m: m.payload == b"online", after=restarted)
         before = emulator.calls("refresh_token")
         asked = time.monotonic()
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                broker.host,
-                "-p",
-                str(broker.port),
-                "-t",
-                topics.request("refresh"),
-                "-n",
-            ],
-            check=True,
-            timeout=10,
-        )
+        mosquitto_pub(broker, topics.request("refresh"))
         answer = watcher.wait_for(topics.response("refresh"), after=asked, timeout=15)
         assert emulator.calls("refresh_token") == before + 1
         return answer

@@ -16,6 +16,7 @@ from mqtt_tokend.devbroker import PrivateMosquitto
 from mqtt_tokend.emulator import SpotifyEmulator
 from mqtt_tokend.topics import Topics
 from tests.integration.conftest import CLI, AgentProcess, approve, cli, login
+from tests.integration.helpers import healthy, me_status, mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until
 
 pytestmark = pytest.mark.integration
@@ -28,18 +29,6 @@ def cipher_for(config: Path) -> TokenCipher:
 def access_token(config: Path, message: Seen) -> str:
     token: str = cipher_for(config).decrypt_json(message.payload)["access_token"]
     return token
-
-
-def me_status(emulator: SpotifyEmulator, token: str) -> int:
-    request = urllib.request.Request(
-        f"{emulator.url}/v1/me", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as err:
-        return err.code
 
 
 def retained(broker: PrivateMosquitto, topic: str) -> bytes | None:
@@ -65,10 +54,6 @@ def retained(broker: PrivateMosquitto, topic: str) -> bytes | None:
         check=False,
     )
     return result.stdout or None if result.returncode == 0 else None
-
-
-def healthy(message: Seen) -> bool:
-    return bool(message.payload) and message.json()["state"] == "ok"
 
 
 # ---- login -------------------------------------------------------------------------------
@@ -182,20 +167,7 @@ def test_forced_refresh_with_mosquitto_pub_puts_a_new_token_on_the_broker(
     watcher.wait_for(topics.health, healthy)
     before = emulator.calls("refresh_token")
     sent = time.monotonic()
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("refresh"),
-            "-n",
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker, topics.request("refresh"))
     old = access_token(agent.config, first)
     new = watcher.wait_for(topics.token, lambda m: access_token(agent.config, m) != old, after=sent)
     assert new.expiry is not None and new.expiry > 3500
@@ -213,24 +185,7 @@ def test_a_burst_of_refresh_requests_costs_one_spotify_call(
     watcher.wait_for(topics.health, healthy)
     before = emulator.calls("refresh_token")
     lines = "\n".join(json.dumps({"transaction": i}) for i in range(200)) + "\n"
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-q",
-            "1",
-            "-t",
-            topics.request("refresh"),
-            "-l",
-        ],
-        input=lines,
-        text=True,
-        check=True,
-        timeout=20,
-    )
+    mosquitto_pub(broker, topics.request("refresh"), "-q", "1", "-l", stdin=lines)
 
     def answered() -> bool:
         return len(watcher.on(topics.response("refresh"))) >= 200

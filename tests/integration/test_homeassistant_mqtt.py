@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 
 from mqtt_tokend.devbroker import PrivateMosquitto
 from tests.integration.conftest import AgentProcess, cli
+from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Watcher, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,21 +34,7 @@ def test_discovery_on_connect_again_on_birth_and_removed_on_request(
         assert device == {f"LoFi Pi Spotify ({base_topic})"}  # one device; named by its base
         assert not any(f"{base_topic}/token" in p.decode() for p in first.values())
         born = time.monotonic()
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                broker.host,
-                "-p",
-                str(broker.port),
-                "-t",
-                "homeassistant/status",
-                "-m",
-                "online",
-            ],
-            check=True,
-            timeout=10,
-        )
+        mosquitto_pub(broker, "homeassistant/status", "-m", "online")
         again = wait_until(
             lambda: set(configs(ha, born)) == set(first) and configs(ha, born),
             timeout=10,

@@ -19,7 +19,7 @@ from mqtt_tokend.emulator import SpotifyEmulator
 from mqtt_tokend.mqtt import oneshot
 from mqtt_tokend.topics import Topics
 from tests.integration.conftest import AgentProcess, cli
-from tests.integration.helpers import healthy, me_status
+from tests.integration.helpers import healthy, me_status, mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until
 
 pytestmark = pytest.mark.integration
@@ -127,21 +127,7 @@ def test_the_response_topic_of_a_request_is_honoured(
     assert answer["status"] == "ok"
     assert answer["data"]["state"] == "ok"  # type: ignore[index]
     # A second request without a Response Topic: its answer comes after any stray first one.
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("status"),
-            "-m",
-            '{"transaction": "probe"}',
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker, topics.request("status"), "-m", '{"transaction": "probe"}')
     watcher.wait_for(
         topics.response("status"), lambda m: m.json().get("transaction") == "probe", after=sent
     )

@@ -6,7 +6,6 @@ Each test notes how long the agent took to notice, for the closing note (`-s` sh
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from mqtt_tokend.devbroker import PrivateMosquitto
 from mqtt_tokend.emulator import DEMO_CLIENT_SECRET, DEMO_CONFIDENTIAL_CLIENT_ID, SpotifyEmulator
 from mqtt_tokend.topics import Topics
 from tests.integration.conftest import AgentProcess, approve, cli, login
+from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until
 
 pytestmark = pytest.mark.integration
@@ -46,20 +46,7 @@ def report(what: str, seconds: float) -> None:
 
 
 def force_refresh(broker: PrivateMosquitto, topics: Topics) -> None:
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("refresh"),
-            "-n",
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker, topics.request("refresh"))
 
 
 @pytest.fixture
@@ -149,21 +136,7 @@ def test_login_repaired_by_pasting_the_redirect_over_mqtt(
     force_refresh(broker, topics)
     url = watcher.wait_for(topics.health, state_is("auth_required")).json()["auth_url"]
     redirect = approve(url)  # the owner's phone approves and lands on the redirect
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("auth"),
-            "-m",
-            redirect,
-        ],
-        check=True,
-        timeout=10,
-    )
+    mosquitto_pub(broker, topics.request("auth"), "-m", redirect)
     answer = watcher.wait_for(topics.response("auth")).json()
     assert answer["status"] == "ok", answer
     watcher.wait_for(topics.health, state_is("ok"), after=time.monotonic() - 1, timeout=10)
