@@ -179,6 +179,7 @@ class Accounts:
         # Spotify rotated PKCE refresh tokens (single use) until 2026-06-18; since then it
         # returns none and the first one lives six months. False models today's behaviour.
         self.rotate_refresh_tokens = True
+        self._issued: list[str] = []  # every code and token, for tests that hunt for leaks
 
     @property
     def token_lifetime(self) -> float:
@@ -229,6 +230,7 @@ class Accounts:
             return _with_query(redirect_uri, {"error": "invalid_request"} | echo)
         code = secrets.token_urlsafe(48)
         with self._lock:
+            self._issued.append(code)
             self._tables.codes[code] = _Code(
                 client_id, redirect_uri, scope, code_challenge or None, self._clock()
             )
@@ -267,6 +269,11 @@ class Accounts:
         if name == "me":
             return Answer(200, dict(DEMO_USER))
         return Answer(200, {"devices": [dict(device) for device in DEMO_DEVICES]})
+
+    def issued_secrets(self) -> list[str]:
+        """Every authorization code, access token and refresh token handed out so far."""
+        with self._lock:
+            return list(self._issued)
 
     def live_refresh_tokens(self) -> set[str]:
         """Refresh tokens Spotify would still accept (for tests that check nothing was lost)."""
@@ -369,6 +376,7 @@ class Accounts:
 
     def _issue(self, client_id: str, scope: str, *, user: bool, refresh: _Session | None) -> Answer:
         access_token = secrets.token_urlsafe(48)
+        self._issued.append(access_token)
         expires_at = self._clock() + self._token_lifetime
         self._tables.access[access_token] = _Access(client_id, scope, expires_at, user)
         body: dict[str, Any] = {
@@ -379,6 +387,7 @@ class Accounts:
         }
         if refresh is not None:
             refresh_token = secrets.token_urlsafe(96)
+            self._issued.append(refresh_token)
             self._tables.refresh[refresh_token] = _Refresh(refresh)
             body["refresh_token"] = refresh_token
         return Answer(200, body)

@@ -237,6 +237,10 @@ class SpotifyEmulator:
     def token_lifetime(self, value: float) -> None:
         self._accounts.token_lifetime = value
 
+    def issued_secrets(self) -> list[str]:
+        """Every authorization code, access token and refresh token handed out so far."""
+        return self._accounts.issued_secrets()
+
     def live_refresh_tokens(self) -> set[str]:
         """Refresh tokens that would still be accepted."""
         return self._accounts.live_refresh_tokens()
