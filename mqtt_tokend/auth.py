@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import http.server
+import math
 import secrets
 import socket
 import threading
@@ -169,7 +170,11 @@ def load_pending(store: TokenStore, cipher: TokenCipher, *, now: float) -> Autho
             state=str(secret["state"]),
             code_verifier=secret.get("code_verifier"),
         )
-    except (StoreError, CryptoError, KeyError, TypeError, ValueError):
+    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not isinstance(authorization.code_verifier, str | None):
+        return None
+    if not math.isfinite(authorization.created_at):
         return None
     if now - authorization.created_at > PENDING_MAX_AGE:
         return None

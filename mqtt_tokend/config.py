@@ -167,6 +167,23 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_finite(value: Any) -> bool:
+    """A number a float can hold: tomllib reads integers of any size, and NaN and inf."""
+    if not (_is_int(value) or isinstance(value, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, say
+        return False
+
+
 @dataclass
 class _Section:
     """One table of the file: typed getters that record errors instead of raising."""
@@ -207,7 +224,7 @@ class _Section:
 
     def number(self, key: str, default: float, minimum: float, *, strict: bool) -> float:
         def ok(v: Any) -> bool:
-            if not (_is_int(v) or isinstance(v, float)) or not math.isfinite(v):
+            if not _is_finite(v):
                 return False
             return bool(v > minimum if strict else v >= minimum)
 
@@ -220,9 +237,7 @@ class _Section:
 
     def numbers(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
         def ok(v: Any) -> bool:
-            return isinstance(v, list) and all(
-                (_is_int(i) or isinstance(i, float)) and math.isfinite(i) and i > 0 for i in v
-            )
+            return isinstance(v, list) and all(_is_finite(i) and i > 0 for i in v)
 
         return tuple(float(i) for i in self.get(key, default, ok, "a list of positive numbers"))
 
@@ -363,7 +378,7 @@ def _mqtt(s: _Section) -> MqttConfig:
         if files[key] is None and files[other] is not None:
             s.error(key, f"required when mqtt.{other} is set (they go together)")
     for key, file in files.items():
-        if tls and file is not None and not file.is_file():
+        if tls and file is not None and not _is_file(file):
             s.error(key, f"no such file: {file}")
     is_version = lambda v: _is_int(v) and v in (3, 5)  # noqa: E731
     return MqttConfig(

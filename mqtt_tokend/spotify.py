@@ -29,6 +29,8 @@ from mqtt_tokend.errors import (
 
 _LOG = logging.getLogger(__name__)
 
+_SECRET_FIELDS = ("refresh_token", "code", "code_verifier")  # form fields an echo must not show
+
 
 @dataclass(frozen=True)
 class TokenGrant:
@@ -39,6 +41,9 @@ class TokenGrant:
     scope: str
     token_type: str = "Bearer"
     refresh_token: str | None = field(default=None, repr=False)
+
+
+MAX_RETRY_AFTER = 86400.0  # Spotify has asked for hours; a day is the most we honour
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -56,21 +61,29 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         seconds = when.timestamp() - now
     if not math.isfinite(seconds):
         return None
-    return max(0.0, seconds)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def _json_body(response: requests.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         return None
     return body if isinstance(body, dict) else None
 
 
 def _classify(
-    response: requests.Response, *, what: str, now: float, web_api: bool
+    response: requests.Response,
+    *,
+    what: str,
+    now: float,
+    web_api: bool,
+    hide: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Return the JSON body of a success, or raise the one exception that says what to do."""
+    """Return the JSON body of a success, or raise the one exception that says what to do.
+
+    `hide`: the secrets the request carried; an error body that echoes one never passes it on.
+    """
     status = response.status_code
     body = _json_body(response)
     if status == 429:
@@ -86,7 +99,7 @@ def _classify(
         if body is None:
             raise TransientError(f"{what}: Spotify answered {status} with an unparseable body")
         return body
-    error, description = _error_fields(body)
+    error, description = _error_fields(body, hide)
     if error == "invalid_client":
         raise ClientRejected(
             f"Spotify rejected the client ({description or error}): check spotify.client_id "
@@ -110,14 +123,23 @@ def _classify(
     )
 
 
-def _error_fields(body: dict[str, Any] | None) -> tuple[str, str]:
+def _error_fields(body: dict[str, Any] | None, hide: Iterable[str] = ()) -> tuple[str, str]:
     """(error, description) from the Accounts form or the Web API form of an error body."""
     if body is None:
         return "", ""
     error = body.get("error")
     if isinstance(error, dict):  # Web API: {"error": {"status": 401, "message": "..."}}
-        return "", str(error.get("message", ""))[:200]
-    return str(error or "")[:100], str(body.get("error_description", ""))[:200]
+        return "", _scrub(str(error.get("message", "")), hide)[:200]
+    description = _scrub(str(body.get("error_description", "")), hide)
+    return _scrub(str(error or ""), hide)[:100], description[:200]
+
+
+def _scrub(text: str, hide: Iterable[str]) -> str:
+    """`text` without any of the secrets in `hide` (scrubbed before it is cut short)."""
+    for secret in hide:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _grant(body: dict[str, Any], *, what: str) -> TokenGrant:
@@ -236,24 +258,35 @@ class SpotifyClient:
         return self._send("GET", f"{url}{separator}action=getInfo", what="zeroconf getInfo")
 
     def _token_call(self, form: dict[str, str], *, what: str) -> dict[str, Any]:
+        hide = [form.get(k, "") for k in _SECRET_FIELDS]
         auth: tuple[str, str] | None = None
         if self._client_secret:
             auth = (self.client_id, self._client_secret)
         else:
             form = form | {"client_id": self.client_id}
-        return self._send("POST", f"{self.accounts_url}/api/token", what=what, data=form, auth=auth)
+        url = f"{self.accounts_url}/api/token"
+        return self._send("POST", url, what=what, hide=hide, data=form, auth=auth)
 
     def _api_get(self, path: str, access_token: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {access_token}"}
         url = f"{self.api_url}{path}"
-        return self._send("GET", url, what=f"GET {path}", web_api=True, headers=headers)
+        what = f"GET {path}"
+        return self._send("GET", url, what=what, web_api=True, hide=[access_token], headers=headers)
 
     def _send(
-        self, method: str, url: str, *, what: str, web_api: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        web_api: bool = False,
+        hide: Iterable[str] = (),
+        **kwargs: Any,
     ) -> dict[str, Any]:
         try:
             response = self._session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.RequestException as err:
+        except (requests.RequestException, ValueError) as err:
+            # ValueError: requests follows a redirect to a malformed Location without wrapping it
             raise TransientError(f"{what}: {type(err).__name__} talking to Spotify") from err
         with response:
             try:
@@ -261,4 +294,5 @@ class SpotifyClient:
             except requests.RequestException as err:
                 raise TransientError(f"{what}: {type(err).__name__} reading the answer") from err
             _LOG.debug("%s -> %s", what, response.status_code)
-            return _classify(response, what=what, now=self._clock(), web_api=web_api)
+            now, hide = self._clock(), [self._client_secret, *hide]
+            return _classify(response, what=what, now=now, web_api=web_api, hide=hide)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -53,19 +54,41 @@ class Tokens:
         """Rebuild from the decrypted file; StoreError when a field is missing or wrong."""
         try:
             tokens = cls(
-                access_token=str(data["access_token"]),
-                refresh_token=str(data["refresh_token"]),
-                expires_at=float(data["expires_at"]),
-                scope=str(data.get("scope", "")),
-                issued_at=float(data["issued_at"]),
-                authorized_at=float(data["authorized_at"]),
-                token_type=str(data.get("token_type", "Bearer")),
+                access_token=_text(data, "access_token"),
+                refresh_token=_text(data, "refresh_token"),
+                expires_at=_seconds(data, "expires_at"),
+                scope=_text(data, "scope", ""),
+                issued_at=_seconds(data, "issued_at"),
+                authorized_at=_seconds(data, "authorized_at"),
+                token_type=_text(data, "token_type", "Bearer"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise StoreError(f"token record is incomplete or malformed ({err!r})") from None
         if not tokens.access_token or not tokens.refresh_token:
             raise StoreError("token record has an empty token")
         return tokens
+
+
+def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A string field as written; anything else means the record is not ours."""
+    value = data[key] if default is None else data.get(key, default)
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def _seconds(data: dict[str, Any], key: str) -> float:
+    """A time field: a finite number (a bool, a huge integer, NaN or infinity is corruption)."""
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key} is {type(value).__name__}, not a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"{key} is out of range") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{key} is not a finite number")
+    return seconds
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -106,7 +129,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
         raise StoreError(f"{path} cannot be read ({err.strerror})") from None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the stack, not ours
         raise StoreError(f"{path} is not valid JSON (truncated or overwritten?)") from None
     if not isinstance(value, dict):
         raise StoreError(f"{path} does not hold a JSON object")
@@ -249,7 +272,10 @@ class TokenStore:
 
     def _keep_aside(self, name: str) -> None:
         path = self.path(name)
+        aside, number = path.with_name(f"{name}.corrupt"), 1
+        while aside.exists():  # an older unusable copy is kept too
+            number += 1
+            aside = path.with_name(f"{name}.{number}.corrupt")
         with contextlib.suppress(FileNotFoundError):
-            aside = path.with_name(f"{name}.corrupt")
             path.replace(aside)
             _LOG.warning("kept the unusable %s as %s", name, aside.name)
