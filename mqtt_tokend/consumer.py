@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -44,13 +45,20 @@ def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str
     """
     if not payload:
         return None
-    token = cipher.decrypt_json(payload)
-    expires_at = token.get("expires_at")
-    issued_at = token.get("issued_at", expires_at)
-    if not isinstance(token.get("access_token"), str) or not isinstance(expires_at, int | float):
-        raise CryptoError("the decrypted payload is not a token object")
-    issued = float(issued_at) if isinstance(issued_at, int | float) else None
-    return token if usable(expires_at, issued, now=now) else None
+    plain = cipher.decrypt_json(payload)
+    token = Token.from_plaintext(plain)  # the one place that says what a token object is
+    return plain if usable(token.expires_at, token.issued_at, now=now) else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A Unix time from JSON, or None when it is not one a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,16 @@ class Token:
     @classmethod
     def from_plaintext(cls, value: dict[str, Any]) -> Token:
         """The token in a decrypted payload; CryptoError when it is not a token object."""
-        access, expires_at = value.get("access_token"), value.get("expires_at")
-        if not isinstance(access, str) or not access or not isinstance(expires_at, int | float):
+        access, expires_at = value.get("access_token"), _seconds(value.get("expires_at"))
+        if not isinstance(access, str) or not access or expires_at is None:
             raise CryptoError("the decrypted payload is not a token object")
-        issued_at = value.get("issued_at")
+        issued_at = _seconds(value.get("issued_at"))
+        if issued_at is None and value.get("issued_at") is not None:
+            raise CryptoError("the decrypted payload is not a token object (issued_at)")
         return cls(
             access_token=access,
-            expires_at=float(expires_at),
-            issued_at=float(issued_at) if isinstance(issued_at, int | float) else float(expires_at),
+            expires_at=expires_at,
+            issued_at=expires_at if issued_at is None else issued_at,
             scope=str(value.get("scope") or ""),
             kind=str(value.get("kind") or TOKEN_KIND_USER),
             token_type=str(value.get("token_type") or "Bearer"),

@@ -179,7 +179,11 @@ class MqttLink:
         if not self._connected.is_set():
             return
         props = _publish_properties(self._config.protocol, expiry=expiry, reply=reply)
-        info = self._client.publish(topic, payload, qos=QOS, retain=retain, properties=props)
+        try:
+            info = self._client.publish(topic, payload, qos=QOS, retain=retain, properties=props)
+        except ValueError as err:  # a wildcard or empty topic, e.g. a bad MQTT 5 Response Topic
+            _LOG.warning("not publishing to %r: %s", topic[:200], err)
+            return
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             _LOG.warning("publish to %s failed: %s", topic, paho.error_string(info.rc))
 
