@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -534,4 +535,41 @@ def load_config(
         raise ConfigError(f"config file {file} is not UTF-8 text") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {file} is not valid TOML: {err}") from err
-    return parse_config(data, base_dir=file.parent, environ=env, path=file)
+    config = parse_config(data, base_dir=file.parent, environ=env, path=file)
+    _refuse_exposed_secrets(file, data)
+    return config
+
+
+SECRET_KEYS = (("spotify", "client_secret"), ("mqtt", "password"), ("alerts", "smtp_password"))
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+
+
+def _refuse_exposed_secrets(file: Path, data: Mapping[str, Any]) -> None:
+    """A secret in a file every user can read is no secret: say so, with the chmod that fixes it."""
+    errors = []
+    for section, key in SECRET_KEYS:
+        table = data.get(section)
+        if not isinstance(table, Mapping):
+            continue
+        if table.get(key) and _readable_by_others(file):
+            errors.append(
+                f"{section}.{key}: {file} holds this secret and every user can read it; "
+                f"fix it with: chmod 640 {file} (or move it to {key}_file or the environment)"
+            )
+        secret_file = table.get(f"{key}_file")
+        if isinstance(secret_file, str) and secret_file:
+            path = _expand(secret_file, os.environ)
+            path = path if path.is_absolute() else file.parent / path
+            if _readable_by_others(path):
+                errors.append(
+                    f"{section}.{key}_file: every user can read {path}; "
+                    f"fix it with: chmod 600 {path}"
+                )
+    if errors:
+        raise ConfigError(errors)

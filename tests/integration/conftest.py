@@ -129,6 +129,7 @@ min_refresh_interval = 30
 {extra_config}
 """
     )
+    path.chmod(0o600)  # a config may hold secrets; the agent refuses one others can read
     result = cli(path, "keygen")
     assert result.returncode == 0, result.stderr
     return path

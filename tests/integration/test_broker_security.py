@@ -182,6 +182,7 @@ def with_mqtt(config: Path, name: str, **changes: object) -> Path:
         out.append(line)
     variant = config.with_name(f"config-{name}.toml")
     variant.write_text("\n".join(out) + "\n")
+    variant.chmod(0o600)
     return variant
 
 

@@ -152,6 +152,7 @@ def confidential(config_file: Path) -> Path:
     config_file.write_text(
         text[:start] + f'client_id = "{DEMO_CONFIDENTIAL_CLIENT_ID}"' + text[end:]
     )
+    config_file.chmod(0o600)
     return config_file
 
 

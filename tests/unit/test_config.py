@@ -477,6 +477,7 @@ def test_relative_paths_resolve_against_the_config_directory(
     etc = tmp_path / "etc"
     for name in ("ca.pem", "tls/client.crt", "tls/client.key", "mqtt_password"):
         write(etc / name, "x\n")
+    (etc / "mqtt_password").chmod(0o600)  # a secret file others can read is refused
     write(
         etc / "config.toml",
         '[spotify]\nclient_id = "abc"\n'
@@ -686,3 +687,43 @@ def test_example_documents_every_key() -> None:
         keys |= {"password_file"} if name == "mqtt" else set()
         for key in keys:
             assert re.search(rf"^#? ?{key} = ", sections[name], re.M), f"{name}.{key} undocumented"
+
+
+# ---- secrets that others can read ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("spotify", "client_secret"), ("mqtt", "password"), ("alerts", "smtp_password")],
+    ids=["client-secret", "mqtt-password", "smtp-password"],
+)
+def test_an_inline_secret_in_a_world_readable_config_is_refused(
+    tmp_path: Path, section: str, key: str
+) -> None:
+    extra = '\nusername = "agent"' if section == "mqtt" else ""
+    secret = f'{key} = "TopSecret-123"{extra}\n'
+    body = '[spotify]\nclient_id = "abc"\n'
+    body += secret if section == "spotify" else f"[{section}]\n{secret}"
+    path = tmp_path / "config.toml"
+    path.write_text(body)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert f"{section}.{key}" in message and f"chmod 640 {path}" in message
+    assert "TopSecret-123" not in message
+    path.chmod(0o640)
+    assert load_config(path, environ={}).path == path
+
+
+def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "client_secret"
+    secret.write_text("TopSecret-123\n")
+    secret.chmod(0o644)
+    path = tmp_path / "config.toml"
+    path.write_text('[spotify]\nclient_id = "abc"\nclient_secret_file = "client_secret"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f"chmod 600 {secret}" in str(caught.value)
+    secret.chmod(0o600)
+    assert load_config(path, environ={}).spotify.client_secret == "TopSecret-123"
