@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mqtt_tokend.errors import ConfigError, CryptoError
+from mqtt_tokend.files import atomic_write
 
 
 def generate_key() -> bytes:
@@ -157,29 +156,9 @@ def _replace_keeping_owner(path: Path, data: bytes) -> None:
 
 def _replace(path: Path, data: bytes) -> None:
     before = path.stat()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, stat.S_IMODE(before.st_mode))
-        if (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
-            try:
-                os.fchown(fd, before.st_uid, before.st_gid)
-            except PermissionError:
-                os.fchown(fd, -1, before.st_gid)  # a non-root owner may still keep the group
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(
+        path, data, mode=stat.S_IMODE(before.st_mode), owner=(before.st_uid, before.st_gid)
+    )
 
 
 def write_key_file(path: Path, *, force: bool = False) -> None:

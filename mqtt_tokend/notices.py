@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mqtt_tokend.store import NOTICE_FILE, atomic_write
+from mqtt_tokend.files import atomic_write
+from mqtt_tokend.store import NOTICE_FILE
 
 # Alert events on `<base>/alert` (and Home Assistant's event entity).
 AUTH_REQUIRED = "auth_required"

@@ -12,13 +12,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import CryptoError, StoreError
+from mqtt_tokend.files import atomic_write
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,29 +89,6 @@ def _seconds(data: dict[str, Any], key: str) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"{key} is not a finite number")
     return seconds
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new file."""
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_json(path: Path, value: dict[str, Any], *, mode: int = 0o600) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from mqtt_tokend.crypto import TokenCipher, generate_key
 from mqtt_tokend.errors import CryptoError, StoreError
+from mqtt_tokend.files import atomic_write
 from mqtt_tokend.store import (
     BACKUP_FILE,
     SESSION_FILE,
@@ -20,7 +21,6 @@ from mqtt_tokend.store import (
     TOKENS_FILE,
     Tokens,
     TokenStore,
-    atomic_write,
     read_json,
     remove_login,
 )
