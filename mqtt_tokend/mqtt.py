@@ -130,6 +130,7 @@ class MqttLink:
         self._on_connected = on_connected
         self._on_message = on_message
         self._connected = threading.Event()
+        self._stopping = False  # a disconnect we asked for is not worth a warning
         self._last_error: str | None = None
         self._client = _make_client(config, client_id)
         if will is not None:
@@ -198,6 +199,7 @@ class MqttLink:
                 except (RuntimeError, ValueError):
                     _LOG.warning("could not publish the final messages before stopping")
                     break
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -230,7 +232,9 @@ class MqttLink:
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        if self._connected.is_set():
+        if self._stopping:
+            _LOG.info("disconnected from the broker")
+        elif self._connected.is_set():
             self._last_error = f"disconnected ({reason_code})"
             _LOG.warning("disconnected from the broker (%s); reconnecting", reason_code)
         self._connected.clear()
