@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import queue
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqtt_tokend.agent import Agent
+from mqtt_tokend.config import Config
+from mqtt_tokend.crypto import TokenCipher
 from mqtt_tokend.errors import TokendError
+from mqtt_tokend.inbox import Connected
 from mqtt_tokend.mqtt import Reply
 from mqtt_tokend.spotify import TokenGrant
+from mqtt_tokend.store import TokenStore
 
 START = 1_800_000_000.0
 
@@ -139,3 +146,28 @@ class FakePublisher:
         found = self.on(topic)
         assert found, f"nothing published on {topic}"
         return found[-1]
+
+
+def running_agent(
+    *,
+    config: Config,
+    store: TokenStore,
+    spotify: FakeSpotify,
+    cipher: TokenCipher,
+    publisher: FakePublisher,
+    clock: FakeClock,
+) -> Agent:
+    """An agent started and connected as the service runs it, on the fakes (seeded jitter)."""
+    agent = Agent(
+        config=config,
+        store=store,
+        spotify=spotify,  # type: ignore[arg-type]
+        cipher=cipher,
+        publisher=publisher,
+        inbox=queue.Queue(),
+        clock=clock,
+        rng=random.Random(7),
+    )
+    agent._start()
+    agent.step(Connected())
+    return agent

@@ -7,8 +7,6 @@ Requests go through `parse_request` alone and through the agent's real handling 
 from __future__ import annotations
 
 import json
-import queue
-import random
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,6 @@ from mqtt_tokend.health import State
 from mqtt_tokend.inbox import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
-    Connected,
     Request,
     RequestError,
     parse_request,
@@ -37,7 +34,7 @@ from mqtt_tokend.inbox import (
 from mqtt_tokend.mqtt import Message
 from mqtt_tokend.store import TOKENS_FILE, Tokens, TokenStore
 from mqtt_tokend.topics import Topics
-from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published
+from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import (
     deep_json,
@@ -147,18 +144,14 @@ def rig(scenario: str) -> Iterator[Rig]:
             )
         if scenario == "auth-required":
             spotify.failures = [AuthRejected("revoked", description="Refresh token revoked")]
-        agent = Agent(
+        agent = running_agent(
             config=config,
             store=store,
-            spotify=spotify,  # type: ignore[arg-type]
+            spotify=spotify,
             cipher=CIPHER,
             publisher=publisher,
-            inbox=queue.Queue(),
             clock=clock,
-            rng=random.Random(7),
         )
-        agent._start()
-        agent.step(Connected())
         expected = {"ok": State.OK, "auth-required": State.AUTH_REQUIRED}
         assert agent.state == expected.get(scenario, State.AUTH_REQUIRED)
         yield Rig(agent, spotify, publisher, clock, store)

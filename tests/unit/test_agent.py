@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import queue
-import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from mqtt_tokend.inbox import Connected, Request, token_sha256
 from mqtt_tokend.mqtt import Message
 from mqtt_tokend.store import Tokens, TokenStore
 from mqtt_tokend.topics import Topics
-from tests.fakes import FakeClock, FakePublisher, FakeSpotify
+from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
 BASE = "test/agent"
 TOPICS = Topics(BASE)
@@ -92,19 +90,9 @@ def agent(
     publisher: FakePublisher,
     clock: FakeClock,
 ) -> Agent:
-    agent = Agent(
-        config=config,
-        store=store,
-        spotify=spotify,  # type: ignore[arg-type]
-        cipher=cipher,
-        publisher=publisher,
-        inbox=queue.Queue(),
-        clock=clock,
-        rng=random.Random(7),
+    return running_agent(
+        config=config, store=store, spotify=spotify, cipher=cipher, publisher=publisher, clock=clock
     )
-    agent._start()
-    agent.step(Connected())
-    return agent
 
 
 def request(
@@ -400,17 +388,9 @@ def test_without_any_login_the_agent_waits_for_one(
     clock: FakeClock,
 ) -> None:
     store = TokenStore(config.agent.state_dir, cipher=cipher)
-    agent = Agent(
-        config=config,
-        store=store,
-        spotify=spotify,  # type: ignore[arg-type]
-        cipher=cipher,
-        publisher=publisher,
-        inbox=queue.Queue(),
-        clock=clock,
+    agent = running_agent(
+        config=config, store=store, spotify=spotify, cipher=cipher, publisher=publisher, clock=clock
     )
-    agent._start()
-    agent.step(Connected())
     assert agent.state == State.AUTH_REQUIRED
     assert publisher.last(TOPICS.token).payload == b""  # no stale token left retained
     assert agent._seconds_to_next_deadline() <= 2.0
@@ -672,17 +652,14 @@ def test_with_discovery_disabled_the_device_is_removed_once(
     publisher: FakePublisher,
     clock: FakeClock,
 ) -> None:
-    agent = Agent(
+    agent = running_agent(
         config=ha_disabled,
         store=store,
-        spotify=spotify,  # type: ignore[arg-type]
+        spotify=spotify,
         cipher=cipher,
         publisher=publisher,
-        inbox=queue.Queue(),
         clock=clock,
     )
-    agent._start()
-    agent.step(Connected())
     removed = [m for m in publisher.messages if m.topic.startswith("homeassistant/")]
     assert removed and all(m.payload == b"" and m.retain for m in removed)
     publisher.messages.clear()
