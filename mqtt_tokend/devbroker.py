@@ -77,6 +77,9 @@ class PrivateMosquitto:
             f"allow_anonymous {'true' if self._anonymous else 'false'}",
             "set_tcp_nodelay true",
             "persistence false",
+            # A test that watches `<base>/#` through a burst of 1,000 requests receives 2,000
+            # messages at once; Mosquitto's default queue of 1,000 per client would drop some.
+            "max_queued_messages 100000",
             self._extra,
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
