@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from mqtt_tokend import auth
 from mqtt_tokend.config import Config
 from mqtt_tokend.crypto import TokenCipher, rotate_key_file
-from mqtt_tokend.errors import BrokerError, InputError
+from mqtt_tokend.errors import BrokerError, InputError, StoreError
 from mqtt_tokend.health import ExitCode, judge
 from mqtt_tokend.mqtt import Message, oneshot
 from mqtt_tokend.store import TokenStore
@@ -113,11 +113,11 @@ def _json_object(message: Message | None) -> dict[str, Any] | None:
 
 
 def _local_status(config: Config) -> dict[str, Any] | None:
-    from mqtt_tokend.store import STATUS_FILE, read_json
+    from mqtt_tokend.store import read_status
 
     try:
-        return read_json(config.agent.state_dir / STATUS_FILE)
-    except Exception:
+        return read_status(config.agent.state_dir)
+    except StoreError:  # a fallback: the broker's error is the one reported
         return None
 
 

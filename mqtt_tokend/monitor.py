@@ -35,7 +35,7 @@ from mqtt_tokend.errors import BrokerError, StoreError
 from mqtt_tokend.health import ExitCode, State, auth_instructions, judge
 from mqtt_tokend.mqtt import oneshot
 from mqtt_tokend.notices import Alert
-from mqtt_tokend.store import HEALTH_LOG_FILE, STATUS_FILE, read_json, write_json
+from mqtt_tokend.store import HEALTH_LOG_FILE, STATUS_FILE, read_json, read_status, write_json
 from mqtt_tokend.topics import OFFLINE, ONLINE, Topics
 
 _LOG = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def _json_object(payload: bytes | None) -> dict[str, Any] | None:
 def _status_file(config: Config) -> tuple[dict[str, Any] | None, str]:
     path = config.agent.state_dir / STATUS_FILE
     try:
-        health = read_json(path)
+        health = read_status(config.agent.state_dir)
     except StoreError as err:
         return None, str(err)
     return health, "" if health is not None else f"no status file {path}"

@@ -114,6 +114,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 PENDING_FILE = "pending_auth.json"
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """The agent's last health record (no key needed); None when absent, StoreError if bad."""
+    return read_json(state_dir / STATUS_FILE)
+
+
 LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
 
 
@@ -228,7 +235,7 @@ class TokenStore:
 
     def load_status(self) -> dict[str, Any] | None:
         """The last health record written, or None."""
-        return read_json(self.path(STATUS_FILE))
+        return read_status(self.state_dir)
 
     def _read_tokens(self, path: Path) -> Tokens | None:
         record = read_json(path)
