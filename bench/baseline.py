@@ -24,7 +24,7 @@ from typing import Any
 
 from harness import BENCH_DIR, Rig, Watch
 
-from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 
 Row = tuple[str, str, str]
 TARGET = "1 per token lifetime"

@@ -30,8 +30,8 @@ import figures
 from baseline import HOUR, MODES, ours, spotipy_baseline
 from harness import Rig, Watch, loadavg
 
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 
 Row = tuple[str, str, str]
 FULL = {"refreshes": 200, "fanout_runs": 100, "get_token_runs": 10, "idle": 60.0, "hours": 20.0}

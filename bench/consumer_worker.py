@@ -58,7 +58,7 @@ def main() -> int:
         seen.add(token.sha256)
         time.sleep(random.uniform(0.5, 1.5) * args.poll)
     # MqttLink logs a deliberate disconnect as a WARNING ("reconnecting"); not news here.
-    logging.getLogger("mqtt_tokend.mqtt").setLevel(logging.ERROR)
+    logging.getLogger("mqtt_tokend.adapters.mqtt").setLevel(logging.ERROR)
     consumer.stop()
     result = {**counts, "distinct": len(seen), "longest_wait": longest_wait, "slow": slow}
     print(json.dumps(result), flush=True)

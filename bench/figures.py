@@ -14,7 +14,7 @@ import time
 from fanout import Fleet
 from harness import CLI, TIMEOUT, Rig, Watch, cpu_seconds, percentile, rss_mib
 
-from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 
 Row = tuple[str, str, str]
 NO_TARGET = "—"

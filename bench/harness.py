@@ -23,8 +23,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from mqtt_tokend.crypto import write_key_file
-from mqtt_tokend.demo import Broker, login, write_demo_config
+from mqtt_tokend.adapters.crypto import write_key_file
+from mqtt_tokend.dev.demo import Broker, login, write_demo_config
 
 CLI = [sys.executable, "-m", "mqtt_tokend"]
 BENCH_DIR = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ from pathlib import Path
 import spotipy.oauth2
 from spotipy.cache_handler import CacheFileHandler
 
-from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 
 REDIRECT_URI = "http://127.0.0.1:8888/callback"
 SCOPE = "user-read-playback-state"

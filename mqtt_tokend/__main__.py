@@ -2,6 +2,6 @@
 
 import sys
 
-from mqtt_tokend.cli import main
+from mqtt_tokend.cli.main import main
 
 sys.exit(main())

@@ -21,11 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.mqtt import MqttLink, describe, oneshot
 from mqtt_tokend.config import AgentConfig, Config, MqttConfig
-from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import TOKEN_KIND_USER, Topics, rejected_request, token_sha256
 from mqtt_tokend.errors import BrokerError, CryptoError, TokendError
-from mqtt_tokend.mqtt import Message, MqttLink, describe, oneshot
-from mqtt_tokend.topics import TOKEN_KIND_USER, Topics, rejected_request, token_sha256
 
 _LOG = logging.getLogger(__name__)
 

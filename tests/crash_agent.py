@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mqtt_tokend import broadcast, cli, spotify, store
+from mqtt_tokend.adapters import spotify, store
+from mqtt_tokend.cli import main as cli
+from mqtt_tokend.daemon import broadcast
 
 STEP = sys.argv.pop(1)
 

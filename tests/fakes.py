@@ -8,14 +8,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqtt_tokend.agent import Agent
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.spotify import TokenGrant
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
-from mqtt_tokend.crypto import TokenCipher
+from mqtt_tokend.contract.messages import Reply
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import Connected
 from mqtt_tokend.errors import TokendError
-from mqtt_tokend.inbox import Connected
-from mqtt_tokend.mqtt import Reply
-from mqtt_tokend.spotify import TokenGrant
-from mqtt_tokend.store import TokenStore
 
 START = 1_800_000_000.0
 

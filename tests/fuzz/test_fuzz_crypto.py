@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.consumer import decode_token
-from mqtt_tokend.crypto import TokenCipher, generate_key
 from mqtt_tokend.errors import ConfigError, CryptoError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import depths, json_values, nested, numbers, text, truncations

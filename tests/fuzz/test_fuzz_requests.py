@@ -18,12 +18,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqtt_tokend.agent import Agent
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.store import TOKENS_FILE, Tokens, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
-from mqtt_tokend.crypto import TokenCipher, generate_key
-from mqtt_tokend.errors import AuthRejected
-from mqtt_tokend.health import State
-from mqtt_tokend.inbox import (
+from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
     Request,
@@ -31,9 +33,7 @@ from mqtt_tokend.inbox import (
     parse_request,
     token_sha256,
 )
-from mqtt_tokend.mqtt import Message
-from mqtt_tokend.store import TOKENS_FILE, Tokens, TokenStore
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import (

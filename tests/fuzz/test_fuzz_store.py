@@ -20,10 +20,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqtt_tokend import auth
-from mqtt_tokend.crypto import TokenCipher, generate_key
-from mqtt_tokend.errors import CryptoError, StoreError
-from mqtt_tokend.store import (
+from mqtt_tokend.adapters import login as auth
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.store import (
     BACKUP_FILE,
     PENDING_FILE,
     SESSION_FILE,
@@ -32,6 +31,7 @@ from mqtt_tokend.store import (
     Tokens,
     TokenStore,
 )
+from mqtt_tokend.errors import CryptoError, StoreError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import deep_json, depths, dumps, json_values, nested, truncations
 

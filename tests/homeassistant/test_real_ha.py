@@ -28,9 +28,9 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mqtt_tokend import homeassistant as ha
-from mqtt_tokend.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.contract import homeassistant as ha
+from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from tests.integration.watch import Seen, Watcher, wait_until
 
 HA_VENV_ENV = "MQTT_TOKEND_HA_VENV"

@@ -9,7 +9,7 @@ from types import TracebackType
 
 from cryptography.fernet import Fernet, MultiFernet
 
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract.topics import Topics
 from tests.contract import Contract
 from tests.integration.watch import Seen, Watcher
 

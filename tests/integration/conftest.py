@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.integration.checker import ContractChecker
 from tests.integration.watch import Watcher, wait_until
 

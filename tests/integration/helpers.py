@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 
 from mqtt_tokend.consumer import Token
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.watch import Seen
 
 

@@ -22,9 +22,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mqtt_tokend.config import load_config
 from mqtt_tokend.consumer import TokenConsumer
-from mqtt_tokend.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.emulator import SpotifyEmulator
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.conftest import CLI, AgentProcess, cli, toml_value
 from tests.integration.helpers import healthy, me_status
 from tests.integration.watch import Watcher, wait_until

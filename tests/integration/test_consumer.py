@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.consumer import TokenConsumer
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from mqtt_tokend.errors import BrokerError, CryptoError
-from mqtt_tokend.topics import Topics
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.helpers import Changes, healthy, me_status
 from tests.integration.watch import Watcher, wait_until

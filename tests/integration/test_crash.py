@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.conftest import AgentProcess
 from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Seen, Watcher

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.crypto import TokenCipher
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.conftest import CLI, AgentProcess, approve, cli, login
 from tests.integration.helpers import healthy, me_status, mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mqtt_tokend.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Watcher, wait_until

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend import notices
+from mqtt_tokend.cli.monitor import send_email
 from mqtt_tokend.config import AlertsConfig
-from mqtt_tokend.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.health import ExitCode
-from mqtt_tokend.monitor import send_email
-from mqtt_tokend.notices import Alert
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract import notices
+from mqtt_tokend.contract.health import ExitCode
+from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.watch import Seen, Watcher, wait_until
 from tests.smtp import SmtpServer

@@ -12,12 +12,12 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.config import MqttConfig, load_config
-from mqtt_tokend.crypto import TokenCipher
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import SpotifyEmulator
-from mqtt_tokend.mqtt import oneshot
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.helpers import healthy, me_status, mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import DEMO_CLIENT_SECRET, DEMO_CONFIDENTIAL_CLIENT_ID, SpotifyEmulator
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import (
+    DEMO_CLIENT_SECRET,
+    DEMO_CONFIDENTIAL_CLIENT_ID,
+    SpotifyEmulator,
+)
 from tests.integration.conftest import AgentProcess, cli, login
 from tests.integration.helpers import mosquitto_pub
 from tests.integration.watch import Seen, Watcher

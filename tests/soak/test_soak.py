@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.crypto import TokenCipher, write_key_file
-from mqtt_tokend.devbroker import PrivateMosquitto
-from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
-from mqtt_tokend.store import TokenStore
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.adapters.crypto import TokenCipher, write_key_file
+from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.integration.conftest import login
 from tests.integration.watch import Seen, Watcher, wait_until
 

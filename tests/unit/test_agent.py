@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.agent import Agent
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
-from mqtt_tokend.crypto import TokenCipher, generate_key
+from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import Connected, Request, token_sha256
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
-from mqtt_tokend.health import State
-from mqtt_tokend.inbox import Connected, Request, token_sha256
-from mqtt_tokend.mqtt import Message
-from mqtt_tokend.store import Tokens, TokenStore
-from mqtt_tokend.topics import Topics
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
 BASE = "test/agent"
@@ -530,7 +530,7 @@ def test_the_backup_refresh_token_is_tried_once(
     cipher: TokenCipher,
 ) -> None:
     # the main file holds a login whose refresh token Spotify refuses; the backup differs
-    from mqtt_tokend.store import BACKUP_FILE, write_json
+    from mqtt_tokend.adapters.store import BACKUP_FILE, write_json
 
     other = replace(tokens, refresh_token="backup-rt")
     write_json(

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mqtt_tokend.auth import (
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.login import (
     PENDING_FILE,
     PENDING_MAX_AGE,
     Authorization,
@@ -26,11 +27,10 @@ from mqtt_tokend.auth import (
     pkce_pair,
     save_pending,
 )
+from mqtt_tokend.adapters.spotify import SpotifyClient
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
-from mqtt_tokend.crypto import TokenCipher, generate_key
 from mqtt_tokend.errors import AuthRejected, InputError
-from mqtt_tokend.spotify import SpotifyClient
-from mqtt_tokend.store import TokenStore
 
 NOW = 1_800_000_000.0
 STATE = "expected-state-Zx81"

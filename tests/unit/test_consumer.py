@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key, rotate_key_file, write_key_file
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.consumer import Token, TokenConsumer, decode_token, usable
-from mqtt_tokend.crypto import TokenCipher, generate_key, rotate_key_file, write_key_file
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import TOKEN_KIND_APP, Topics, token_plaintext, token_sha256
 from mqtt_tokend.errors import BrokerError, CryptoError
-from mqtt_tokend.mqtt import Message
-from mqtt_tokend.topics import TOKEN_KIND_APP, Topics, token_plaintext, token_sha256
 from tests.fakes import FakeClock
 
 BASE = "test/consumer"

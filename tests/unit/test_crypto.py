@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from mqtt_tokend.crypto import TokenCipher, check_key_file_mode, generate_key, write_key_file
+from mqtt_tokend.adapters.crypto import (
+    TokenCipher,
+    check_key_file_mode,
+    generate_key,
+    write_key_file,
+)
 from mqtt_tokend.errors import ConfigError, CryptoError
 
 

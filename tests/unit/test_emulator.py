@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from mqtt_tokend.emulator import (
+from mqtt_tokend.dev.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_CONFIDENTIAL_CLIENT_ID,
@@ -981,7 +981,7 @@ def test_lifecycle(clock: FakeClock) -> None:
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_main_prints_its_url_and_stops_on_signal(stop_signal: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "mqtt_tokend.emulator", "--port", "0", "--token-lifetime", "5"],
+        [sys.executable, "-m", "mqtt_tokend.dev.emulator", "--port", "0", "--token-lifetime", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1011,7 +1011,7 @@ def test_main_prints_its_url_and_stops_on_signal(stop_signal: signal.Signals) ->
 
 def test_main_rejects_bad_options() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mqtt_tokend.emulator", "--token-lifetime", "-1"],
+        [sys.executable, "-m", "mqtt_tokend.dev.emulator", "--token-lifetime", "-1"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -1040,7 +1040,7 @@ def test_without_rotation_a_pkce_refresh_token_is_kept_as_spotify_does_since_202
 
     import requests
 
-    from mqtt_tokend.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+    from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 
     with SpotifyEmulator() as emu:
         emu.rotate_refresh_tokens = False

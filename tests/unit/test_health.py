@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mqtt_tokend import __version__
-from mqtt_tokend.health import ExitCode, Health, State, auth_instructions, judge
+from mqtt_tokend.contract.health import ExitCode, Health, State, auth_instructions, judge
 
 NOW = 1_800_000_000.0
 VALID = NOW + 1800

@@ -16,10 +16,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from mqtt_tokend import homeassistant as ha
-from mqtt_tokend.health import State
-from mqtt_tokend.notices import EVENTS
-from mqtt_tokend.topics import Topics
+from mqtt_tokend.contract import homeassistant as ha
+from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.notices import EVENTS
+from mqtt_tokend.contract.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "homeassistant" / "schemas"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.crypto import (
+from mqtt_tokend.adapters.crypto import (
     TokenCipher,
     read_key_file,
     rotate_key_file,

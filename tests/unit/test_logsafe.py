@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from mqtt_tokend import logsafe
-from mqtt_tokend.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters import logsafe
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 
 SECRET = "sEcReT-value-1234567890"
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from mqtt_tokend import notices
-from mqtt_tokend.config import AgentConfig, AlertsConfig, Config, parse_config
-from mqtt_tokend.health import ExitCode
-from mqtt_tokend.monitor import (
+from mqtt_tokend.adapters.store import HEALTH_LOG_FILE, NOTICE_FILE
+from mqtt_tokend.cli.monitor import (
     ERROR,
     MEMORY_FILE,
     REALERT_SECONDS,
@@ -26,8 +24,10 @@ from mqtt_tokend.monitor import (
     digest,
     health_check,
 )
-from mqtt_tokend.notices import Alert
-from mqtt_tokend.store import HEALTH_LOG_FILE, NOTICE_FILE
+from mqtt_tokend.config import AgentConfig, AlertsConfig, Config, parse_config
+from mqtt_tokend.contract import notices
+from mqtt_tokend.contract.health import ExitCode
+from mqtt_tokend.contract.notices import Alert
 
 NOW = 1_800_000_000.0
 INTERVAL = 300.0

@@ -16,6 +16,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant, _classify, parse_retry_after
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
@@ -25,7 +26,6 @@ from mqtt_tokend.errors import (
     TokendError,
     TransientError,
 )
-from mqtt_tokend.spotify import SpotifyClient, TokenGrant, _classify, parse_retry_after
 
 NOW = 1_800_000_000.0
 ACCOUNTS = "https://accounts.test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mqtt_tokend.health import State
-from mqtt_tokend.statemachine import Event, Facts, transition
+from mqtt_tokend.contract.health import State
+from mqtt_tokend.core.statemachine import Event, Facts, transition
 
 NOW = 1_800_000_000.0
 VALID = Facts(now=NOW, expires_at=NOW + 100)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.crypto import TokenCipher, generate_key
-from mqtt_tokend.errors import CryptoError, StoreError
-from mqtt_tokend.files import atomic_write
-from mqtt_tokend.store import (
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.files import atomic_write
+from mqtt_tokend.adapters.store import (
     BACKUP_FILE,
     SESSION_FILE,
     STATUS_FILE,
@@ -24,6 +23,7 @@ from mqtt_tokend.store import (
     read_json,
     remove_login,
 )
+from mqtt_tokend.errors import CryptoError, StoreError
 
 ACCESS = "ACCESS-plaintext-4f1e9c"
 REFRESH = "REFRESH-plaintext-7b2d0a"

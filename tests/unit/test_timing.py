@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mqtt_tokend.timing import Deadline, backoff_delay, refresh_at, retry_delay
+from mqtt_tokend.core.timing import Deadline, backoff_delay, refresh_at, retry_delay
 from tests.fakes import FakeClock
 
 T0 = 1_800_000_000.0

@@ -13,15 +13,13 @@ from types import ModuleType
 import pytest
 from jsonschema import Draft7Validator
 
-from mqtt_tokend import mqtt
-from mqtt_tokend.agent import Agent
+from mqtt_tokend.adapters import mqtt
+from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
-from mqtt_tokend.crypto import TokenCipher, generate_key
-from mqtt_tokend.health import Health, State, auth_instructions
-from mqtt_tokend.inbox import Connected, Request
-from mqtt_tokend.mqtt import Message
-from mqtt_tokend.store import Tokens, TokenStore
-from mqtt_tokend.topics import (
+from mqtt_tokend.contract.health import Health, State, auth_instructions
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import (
     REQUEST_VERBS,
     Topics,
     rejected_request,
@@ -29,6 +27,8 @@ from mqtt_tokend.topics import (
     token_plaintext,
     token_sha256,
 )
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import Connected, Request
 from tests.contract import SCHEMAS, TOPICS_DIR, Contract
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify
 

@@ -1,0 +1,240 @@
+"""Headless authorization: PKCE (or client secret), the pasted redirect, the loopback listener.
+
+A login in progress (state and PKCE verifier) is kept encrypted in the state directory, so
+the URL can be printed by one command and the redirect pasted into another.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.server
+import math
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from mqtt_tokend.adapters import logsafe
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.spotify import SpotifyClient
+from mqtt_tokend.adapters.store import PENDING_FILE, Tokens, TokenStore, read_json, write_json
+from mqtt_tokend.config import SpotifyConfig
+from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
+
+PENDING_MAX_AGE = 3600.0
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """One login attempt: the URL to open and what is needed to finish it."""
+
+    url: str
+    redirect_uri: str
+    created_at: float
+    state: str = field(repr=False)
+    code_verifier: str | None = field(default=None, repr=False)
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(64)  # 86 characters of the unreserved alphabet
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return verifier, challenge
+
+
+def begin(spotify: SpotifyClient, config: SpotifyConfig, *, now: float) -> Authorization:
+    """Start a login: PKCE for a public client, the plain code flow with a client secret."""
+    state = secrets.token_urlsafe(16)  # 128 bits; short, for Home Assistant's 255-char text
+    verifier: str | None = None
+    challenge: str | None = None
+    if not spotify.confidential:
+        verifier, challenge = pkce_pair()
+    url = spotify.authorize_url(
+        redirect_uri=config.redirect_uri,
+        state=state,
+        scopes=config.scopes,
+        code_challenge=challenge,
+    )
+    return Authorization(
+        url=url,
+        redirect_uri=config.redirect_uri,
+        created_at=now,
+        state=state,
+        code_verifier=verifier,
+    )
+
+
+def code_from_redirect(text: str, *, expected_state: str) -> str:
+    """The authorization code from the pasted redirect URL (checking `state`), or a bare code."""
+    text = text.strip()
+    if not text:
+        raise InputError("nothing was pasted: paste the whole address your browser was sent to")
+    if "=" not in text and "/" not in text and "?" not in text:
+        return text  # a bare code
+    query = urlsplit(text).query if "?" in text else text
+    params = parse_qs(query)
+    if "error" in params:
+        raise AuthRejected(
+            f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
+            error=params["error"][0][:60],
+        )
+    state = params.get("state", [""])[0]
+    if not secrets.compare_digest(state.encode(), expected_state.encode()):
+        raise InputError(
+            "the pasted address belongs to a different login attempt (its state does not "
+            "match): open the URL printed by this command and paste the address it leads to"
+        )
+    codes = params.get("code", [])
+    if not codes or not codes[0]:
+        raise InputError("the pasted address has no 'code': paste the whole address")
+    return codes[0]
+
+
+def complete(
+    authorization: Authorization,
+    code: str,
+    *,
+    spotify: SpotifyClient,
+    store: TokenStore,
+    now: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Exchange the code, store the tokens, confirm the user; return the user's profile."""
+    logsafe.remember(code, authorization.code_verifier)
+    grant = spotify.exchange_code(
+        code=code,
+        redirect_uri=authorization.redirect_uri,
+        code_verifier=authorization.code_verifier,
+    )
+    issued = now()
+    tokens = Tokens(
+        access_token=grant.access_token,
+        refresh_token=grant.refresh_token or "",
+        expires_at=issued + grant.expires_in,
+        scope=grant.scope,
+        issued_at=issued,
+        authorized_at=issued,
+    )
+    store.save(tokens)
+    profile: dict[str, Any] = {}
+    with contextlib.suppress(TokendError):  # the login is stored; the profile is a courtesy
+        profile = spotify.me(tokens.access_token)
+    store.save_session(
+        {
+            "authorized_at": issued,
+            "client_id": spotify.client_id,
+            "display_name": profile.get("display_name"),
+            "user_id": profile.get("id"),
+            "last_refresh": issued,
+        }
+    )
+    return profile
+
+
+def save_pending(store: TokenStore, cipher: TokenCipher, authorization: Authorization) -> None:
+    """Keep a login in progress (encrypted) so another command can finish it."""
+    store.ensure_dir()
+    # The URL carries the state in its query, so it is encrypted along with the state.
+    secret = {
+        "state": authorization.state,
+        "code_verifier": authorization.code_verifier,
+        "url": authorization.url,
+    }
+    write_json(
+        store.path(PENDING_FILE),
+        {
+            "redirect_uri": authorization.redirect_uri,
+            "created_at": authorization.created_at,
+            "secret": cipher.encrypt_json(secret),
+        },
+    )
+
+
+def load_pending(store: TokenStore, cipher: TokenCipher, *, now: float) -> Authorization | None:
+    """The login in progress, or None when there is none or it is too old to finish."""
+    try:
+        record = read_json(store.path(PENDING_FILE))
+        if record is None:
+            return None
+        secret = cipher.decrypt_json(str(record["secret"]))
+        authorization = Authorization(
+            url=str(secret["url"]),
+            redirect_uri=str(record["redirect_uri"]),
+            created_at=float(record["created_at"]),
+            state=str(secret["state"]),
+            code_verifier=secret.get("code_verifier"),
+        )
+    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not isinstance(authorization.code_verifier, str | None):
+        return None
+    if not math.isfinite(authorization.created_at):
+        return None
+    if now - authorization.created_at > PENDING_MAX_AGE:
+        return None
+    return authorization
+
+
+def clear_pending(store: TokenStore) -> None:
+    """Forget the login in progress."""
+    with contextlib.suppress(FileNotFoundError):
+        store.path(PENDING_FILE).unlink()
+
+
+class _V6Server(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+
+
+def listen_for_redirect(
+    redirect_uri: str, *, timeout: float, on_ready: Callable[[str], None] | None = None
+) -> str:
+    """Serve the loopback redirect URI once and return the full address the browser hit."""
+    parts = urlsplit(redirect_uri)
+    host = (parts.hostname or "127.0.0.1").strip("[]")
+    port = parts.port or 80
+    received: list[str] = []
+    done = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if urlsplit(self.path).path != (parts.path or "/"):
+                self.send_error(404)
+                return
+            received.append(f"{parts.scheme}://{parts.netloc}{self.path}")
+            body = (
+                b"<!doctype html><title>mqtt-tokend</title><p>Done. You can close this tab; "
+                b"the Pi finishes the login.</p>"
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            done.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet: the query string holds the authorization code."""
+
+    server_class = _V6Server if ":" in host else http.server.HTTPServer
+    try:
+        server = server_class((host, port), Handler)
+    except OSError as err:
+        raise InputError(f"cannot listen on {host}:{port} ({err.strerror})") from err
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    thread.daemon = True
+    thread.start()
+    try:
+        if on_ready is not None:
+            on_ready(f"{host}:{server.server_address[1]}")
+        if not done.wait(timeout):
+            raise InputError(f"no browser reached {redirect_uri} within {timeout:g} s")
+    finally:
+        server.shutdown()
+        server.server_close()
+    return received[0]

@@ -1,0 +1,376 @@
+"""The MQTT adapter: the only module that imports paho.
+
+`MqttLink` is a long-lived connection (connects in the background, reconnects, resubscribes,
+Last Will, TCP_NODELAY): the agent's, and the token consumer's. `oneshot` is a short-lived
+connection for the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from mqtt_tokend.config import MqttConfig
+from mqtt_tokend.contract.messages import Message, Reply
+from mqtt_tokend.errors import BrokerError
+
+_LOG = logging.getLogger(__name__)
+
+QOS = 1
+RECONNECT_MIN = 1
+RECONNECT_MAX = 30
+
+
+def _set_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
+    # Small packets on loopback otherwise wait ~40 ms for the peer's delayed ACK (Nagle).
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        _LOG.debug("TCP_NODELAY not available on this socket")
+
+
+def _make_client(config: MqttConfig, client_id: str) -> paho.Client:
+    protocol = MQTTProtocolVersion.MQTTv5 if config.protocol == 5 else MQTTProtocolVersion.MQTTv311
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+    )
+    if config.username:
+        client.username_pw_set(config.username, config.password or None)
+    if config.tls:
+        client.tls_set(
+            ca_certs=str(config.ca_file) if config.ca_file else None,
+            certfile=str(config.cert_file) if config.cert_file else None,
+            keyfile=str(config.key_file) if config.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    client.on_socket_open = _set_nodelay
+    return client
+
+
+def _message(msg: paho.MQTTMessage) -> Message:
+    props = getattr(msg, "properties", None)
+    response_topic = getattr(props, "ResponseTopic", None) if props else None
+    correlation = getattr(props, "CorrelationData", None) if props else None
+    return Message(
+        topic=msg.topic,
+        payload=bytes(msg.payload),
+        retain=bool(msg.retain),
+        response_topic=response_topic if isinstance(response_topic, str) else None,
+        correlation_data=bytes(correlation) if correlation is not None else None,
+    )
+
+
+def _publish_properties(
+    protocol: int, *, expiry: int | None, reply: Reply | None = None
+) -> Properties | None:
+    if protocol != 5 or (expiry is None and (reply is None or reply.correlation_data is None)):
+        return None
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if expiry is not None:
+        props.MessageExpiryInterval = max(1, int(expiry))
+    if reply is not None and reply.correlation_data is not None:
+        props.CorrelationData = reply.correlation_data
+    return props
+
+
+def describe(config: MqttConfig) -> str:
+    """host:port for messages."""
+    return f"{config.host}:{config.port}"
+
+
+class MqttLink:
+    """A long-lived connection: background connect and reconnect, Last Will, subscriptions."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        client_id: str,
+        will: tuple[str, bytes] | None,
+        subscriptions: Sequence[str],
+        on_connected: Callable[[], None],
+        on_message: Callable[[Message], None],
+    ) -> None:
+        self._config = config
+        self._subscriptions = list(subscriptions)
+        self._on_connected = on_connected
+        self._on_message = on_message
+        self._connected = threading.Event()
+        self._stopping = False  # a disconnect we asked for is not worth a warning
+        self._last_error: str | None = None
+        self._client = _make_client(config, client_id)
+        if will is not None:
+            self._client.will_set(will[0], will[1], qos=QOS, retain=True)
+        self._client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
+        self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted us."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background; a broker that is down is retried forever."""
+        self._client.connect_async(self._config.host, self._config.port, self._config.keepalive)
+        self._client.loop_start()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed or the connection dropped; None once connected."""
+        return self._last_error
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or the timeout passes."""
+        return self._connected.wait(timeout)
+
+    def send(self, topic: str, payload: bytes | str) -> bool:
+        """Publish a request (QoS 1, not retained) without waiting; False when not connected."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=QOS, retain=False)
+        return info.rc == paho.MQTT_ERR_SUCCESS
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        retain: bool,
+        expiry: int | None = None,
+        reply: Reply | None = None,
+    ) -> None:
+        """Publish at QoS 1; while disconnected nothing is queued: the reconnect republishes."""
+        if not self._connected.is_set():
+            return
+        props = _publish_properties(self._config.protocol, expiry=expiry, reply=reply)
+        try:
+            info = self._client.publish(topic, payload, qos=QOS, retain=retain, properties=props)
+        except ValueError as err:  # a wildcard or empty topic, e.g. a bad MQTT 5 Response Topic
+            _LOG.warning("not publishing to %r: %s", topic[:200], err)
+            return
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            _LOG.warning("publish to %s failed: %s", topic, paho.error_string(info.rc))
+
+    def stop(self, *, last: Sequence[tuple[str, bytes]] = (), timeout: float = 3.0) -> None:
+        """Publish the last retained messages (waiting for them), disconnect, stop the loop."""
+        if self._connected.is_set():
+            infos = [self._client.publish(t, p, qos=QOS, retain=True) for t, p in last]
+            deadline = time.monotonic() + timeout
+            for info in infos:
+                try:
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):
+                    _LOG.warning("could not publish the final messages before stopping")
+                    break
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._last_error = f"the broker refused the connection ({reason_code})"
+            _LOG.warning(
+                "broker %s refused the connection: %s", describe(self._config), reason_code
+            )
+            return
+        self._last_error = None
+        _LOG.info("connected to the broker at %s", describe(self._config))
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=QOS)
+        self._connected.set()
+        self._on_connected()
+
+    def _handle_disconnect(
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if self._stopping:
+            _LOG.info("disconnected from the broker")
+        elif self._connected.is_set():
+            self._last_error = f"disconnected ({reason_code})"
+            _LOG.warning("disconnected from the broker (%s); reconnecting", reason_code)
+        self._connected.clear()
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        self._last_error = "cannot reach it (refused, unreachable, or a TLS failure)"
+        _LOG.debug("cannot reach the broker at %s; retrying", describe(self._config))
+
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            self._on_message(_message(msg))
+        except Exception:
+            _LOG.exception("a message on %s could not be handled", msg.topic)
+
+
+class OneShot:
+    """A short-lived, connected client for the command line."""
+
+    def __init__(self, client: paho.Client, config: MqttConfig) -> None:
+        self._client = client
+        self._config = config
+        self._lock = threading.Condition()
+        self._messages: dict[str, Message] = {}
+        self._acks: set[int] = set()
+        self.listener: Callable[[Message], None] | None = None  # sees every message
+        client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
+
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        message = _message(msg)
+        with self._lock:
+            self._messages[msg.topic] = message
+            self._lock.notify_all()
+        if self.listener is not None:
+            self.listener(message)
+
+    def _handle_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, _codes: Any, _props: Any
+    ) -> None:
+        with self._lock:
+            self._acks.add(mid)
+            self._lock.notify_all()
+
+    def _subscribe(self, topics: Sequence[str], deadline: float) -> None:
+        # QoS 0 subscriptions: retained messages then arrive ahead of any later SUBACK.
+        result, mid = self._client.subscribe([(t, 0) for t in topics])
+        if result != paho.MQTT_ERR_SUCCESS or mid is None:
+            raise BrokerError(f"subscribe failed: {paho.error_string(result)}")
+        self._wait(lambda: mid in self._acks, deadline, "the broker did not confirm a subscription")
+
+    def retained(self, topics: Sequence[str], *, timeout: float) -> dict[str, Message]:
+        """The retained messages now on `topics` (absent topics are left out)."""
+        deadline = time.monotonic() + timeout
+        self._subscribe(topics, deadline)
+        # A second subscription is a barrier: its SUBACK follows the first one's retained
+        # messages on the same connection, so afterwards everything retained has arrived.
+        self._subscribe([f"mqtt-tokend/barrier/{uuid.uuid4().hex}"], deadline)
+        with self._lock:
+            return {t: m for t, m in self._messages.items() if t in topics}
+
+    def wait_for(self, topic: str, accept: Callable[[Message], bool], *, timeout: float) -> Message:
+        """Block until a message on `topic` is accepted, or raise BrokerError at the timeout."""
+        deadline = time.monotonic() + timeout
+        found: list[Message] = []
+
+        def ready() -> bool:
+            message = self._messages.get(topic)
+            if message is not None and accept(message):
+                found.append(message)
+                return True
+            return False
+
+        self._wait(ready, deadline, f"nothing acceptable arrived on {topic} in {timeout:g} s")
+        return found[0]
+
+    def subscribe(self, topics: Sequence[str], *, timeout: float) -> None:
+        """Subscribe and wait for the broker's confirmation."""
+        self._subscribe(topics, time.monotonic() + timeout)
+
+    def forget(self, topic: str) -> None:
+        """Drop what was received on a topic so `wait_for` sees only newer messages."""
+        with self._lock:
+            self._messages.pop(topic, None)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+        retain: bool = False,
+        timeout: float = 5.0,
+    ) -> None:
+        """Publish at QoS 1 and wait for the broker to take it."""
+        props = None
+        if self._config.protocol == 5 and response_topic:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.ResponseTopic = response_topic
+            if correlation_data is not None:
+                props.CorrelationData = correlation_data
+        info = self._client.publish(topic, payload, qos=QOS, retain=retain, properties=props)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as err:
+            raise BrokerError(f"publish to {topic} failed: {err}") from err
+        if not info.is_published():
+            raise BrokerError(f"the broker did not acknowledge the publish to {topic}")
+
+    def _wait(self, ready: Callable[[], bool], deadline: float, failure: str) -> None:
+        with self._lock:
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._client.is_connected():
+                    raise BrokerError(failure)
+                self._lock.wait(min(left, 0.25))
+
+
+@contextmanager
+def oneshot(config: MqttConfig, *, timeout: float = 5.0, purpose: str = "cli") -> Iterator[OneShot]:
+    """Connect, yield a OneShot, disconnect; BrokerError with a clear reason on failure."""
+    client = _make_client(config, f"mqtt-tokend-{purpose}-{uuid.uuid4().hex[:8]}")
+    outcome: list[ReasonCode] = []
+    done = threading.Event()
+
+    def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        outcome.append(rc)
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(config.host, config.port, config.keepalive)
+    except ssl.SSLError as err:
+        detail = getattr(err, "verify_message", None) or err.reason or err
+        raise BrokerError(
+            f"cannot reach the MQTT broker at {describe(config)}: the TLS handshake failed "
+            f"({detail}); check mqtt.ca_file, and that the broker's certificate is for "
+            f"{config.host}"
+        ) from err
+    except OSError as err:
+        raise BrokerError(
+            f"cannot reach the MQTT broker at {describe(config)} ({err.strerror or err}); "
+            "is Mosquitto running?"
+        ) from err
+    session = OneShot(client, config)
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise BrokerError(f"the broker at {describe(config)} did not answer in {timeout:g} s")
+        if outcome[0].is_failure:
+            raise BrokerError(
+                f"the broker at {describe(config)} refused the connection ({outcome[0]}); "
+                "check mqtt.username and mqtt.password"
+            )
+        yield session
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,265 @@
+"""The state directory: tokens encrypted at rest, a backup, session and status records.
+
+Every write is atomic and durable: a temporary file in the same directory, fsync, rename,
+then fsync of the directory. The tokens file is written before its backup, and both before
+anything is published, so a rotated refresh token can never exist only in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.files import atomic_write
+from mqtt_tokend.errors import CryptoError, StoreError
+
+_LOG = logging.getLogger(__name__)
+
+TOKENS_FILE = "spotify_tokens.json"
+BACKUP_FILE = "spotify_tokens_backup.json"
+SESSION_FILE = "spotify_session.json"
+STATUS_FILE = "auto_token_status.json"
+LOG_FILE = "auto_token.log"
+HEALTH_LOG_FILE = "token_health.log"
+NOTICE_FILE = "auth_failure_notice.txt"
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The user's Spotify tokens; times are Unix seconds."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: float
+    scope: str
+    issued_at: float
+    authorized_at: float
+    token_type: str = "Bearer"
+
+    def seconds_left(self, now: float) -> float:
+        """Seconds until the access token expires (negative once it has)."""
+        return self.expires_at - now
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokens:
+        """Rebuild from the decrypted file; StoreError when a field is missing or wrong."""
+        try:
+            tokens = cls(
+                access_token=_text(data, "access_token"),
+                refresh_token=_text(data, "refresh_token"),
+                expires_at=_seconds(data, "expires_at"),
+                scope=_text(data, "scope", ""),
+                issued_at=_seconds(data, "issued_at"),
+                authorized_at=_seconds(data, "authorized_at"),
+                token_type=_text(data, "token_type", "Bearer"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise StoreError(f"token record is incomplete or malformed ({err!r})") from None
+        if not tokens.access_token or not tokens.refresh_token:
+            raise StoreError("token record has an empty token")
+        return tokens
+
+
+def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A string field as written; anything else means the record is not ours."""
+    value = data[key] if default is None else data.get(key, default)
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def _seconds(data: dict[str, Any], key: str) -> float:
+    """A time field: a finite number (a bool, a huge integer, NaN or infinity is corruption)."""
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key} is {type(value).__name__}, not a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"{key} is out of range") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{key} is not a finite number")
+    return seconds
+
+
+def write_json(path: Path, value: dict[str, Any], *, mode: int = 0o600) -> None:
+    """Atomically write a JSON object."""
+    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode=mode)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """Read a JSON object; None when the file is absent; StoreError when it is not JSON."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StoreError(f"{path} cannot be read ({err.strerror})") from None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested past the stack, not ours
+        raise StoreError(f"{path} is not valid JSON (truncated or overwritten?)") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"{path} does not hold a JSON object")
+    return value
+
+
+PENDING_FILE = "pending_auth.json"
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """The agent's last health record (no key needed); None when absent, StoreError if bad."""
+    return read_json(state_dir / STATUS_FILE)
+
+
+LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
+
+
+def remove_login(state_dir: Path) -> list[Path]:
+    """Delete the stored login (tokens, backup, session, a login in progress); no key needed."""
+    removed = []
+    for name in LOGIN_FILES:
+        path = state_dir / name
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+class TokenStore:
+    """Reads and writes the files of one state directory."""
+
+    def __init__(self, state_dir: Path, *, cipher: TokenCipher) -> None:
+        self.state_dir = state_dir
+        self._cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"TokenStore({str(self.state_dir)!r})"
+
+    def use_cipher(self, cipher: TokenCipher) -> None:
+        """Encrypt with new keys from now on (after a key rotation)."""
+        self._cipher = cipher
+
+    def load_backup(self) -> Tokens | None:
+        """The backup tokens alone, or None when absent or unusable."""
+        try:
+            return self._read_tokens(self.path(BACKUP_FILE))
+        except (StoreError, CryptoError) as err:
+            _LOG.warning("%s", err)
+            return None
+
+    def path(self, name: str) -> Path:
+        """Path of one of the state files."""
+        return self.state_dir / name
+
+    def ensure_dir(self) -> None:
+        """Create the state directory, private to its owner."""
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(
+                f"state directory {self.state_dir} cannot be created ({err.strerror})"
+            ) from None
+        if not os.access(self.state_dir, os.W_OK | os.X_OK):
+            raise StoreError(f"state directory {self.state_dir} is not writable by this user")
+
+    def load(self) -> Tokens | None:
+        """The newest readable tokens: the main file, else the backup; None if neither exists.
+
+        A corrupt main file is kept (renamed aside), never deleted, and the backup is used.
+        """
+        problems: list[str] = []
+        for name in (TOKENS_FILE, BACKUP_FILE):
+            try:
+                tokens = self._read_tokens(self.path(name))
+            except (StoreError, CryptoError) as err:
+                problems.append(str(err))
+                _LOG.warning("%s", err)
+                continue
+            if tokens is None:
+                continue
+            if name == BACKUP_FILE:
+                _LOG.warning("using the backup tokens; the main token file was missing or unusable")
+                self._keep_aside(TOKENS_FILE)
+                self.save(tokens)
+            return tokens
+        if problems:
+            raise StoreError(
+                "; ".join(problems)
+                + ". Nothing was deleted. Restore the key file that wrote them, or log in again "
+                "with `mqtt-tokend auth`"
+            )
+        return None
+
+    def save(self, tokens: Tokens) -> None:
+        """Write the tokens, then the backup; both durable before this returns."""
+        self.ensure_dir()
+        record = {"version": FORMAT_VERSION, "tokens": self._cipher.encrypt_json(asdict(tokens))}
+        for name in (TOKENS_FILE, BACKUP_FILE):
+            write_json(self.path(name), record)
+
+    def tokens_signature(self) -> tuple[int, int, int] | None:
+        """Identity of the tokens file (inode, size, mtime) to notice a login by another process."""
+        try:
+            info = self.path(TOKENS_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def load_session(self) -> dict[str, Any]:
+        """The non-secret session record, empty when absent or unreadable."""
+        try:
+            return read_json(self.path(SESSION_FILE)) or {}
+        except StoreError as err:
+            _LOG.warning("%s; starting a new session record", err)
+            return {}
+
+    def save_session(self, session: dict[str, Any]) -> None:
+        """Write the non-secret session record."""
+        self.ensure_dir()
+        write_json(self.path(SESSION_FILE), session)
+
+    def save_status(self, status: dict[str, Any]) -> None:
+        """Write the health record (no secrets in it)."""
+        self.ensure_dir()
+        write_json(self.path(STATUS_FILE), status, mode=0o644)
+
+    def load_status(self) -> dict[str, Any] | None:
+        """The last health record written, or None."""
+        return read_status(self.state_dir)
+
+    def _read_tokens(self, path: Path) -> Tokens | None:
+        record = read_json(path)
+        if record is None:
+            return None
+        if record.get("version") != FORMAT_VERSION or not isinstance(record.get("tokens"), str):
+            raise StoreError(f"{path} is not a token file of this version")
+        try:
+            data = self._cipher.decrypt_json(record["tokens"])
+        except CryptoError:
+            raise CryptoError(
+                f"{path} does not decrypt with the keys in {self._cipher.source}"
+            ) from None
+        try:
+            return Tokens.from_dict(data)
+        except StoreError as err:
+            raise StoreError(f"{path}: {err}") from None
+
+    def _keep_aside(self, name: str) -> None:
+        path = self.path(name)
+        aside, number = path.with_name(f"{name}.corrupt"), 1
+        while aside.exists():  # an older unusable copy is kept too
+            number += 1
+            aside = path.with_name(f"{name}.{number}.corrupt")
+        with contextlib.suppress(FileNotFoundError):
+            path.replace(aside)
+            _LOG.warning("kept the unusable %s as %s", name, aside.name)

@@ -1,0 +1,364 @@
+"""What the one-shot commands do: login, status, check, refresh, key rotation, reset."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from datetime import datetime
+from typing import Any, TextIO
+
+from mqtt_tokend.adapters import login as auth
+from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
+from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.config import Config
+from mqtt_tokend.contract.health import ExitCode, judge
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.errors import BrokerError, InputError, StoreError
+
+
+def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
+    cipher = TokenCipher.from_file(config.agent.key_file)
+    return TokenStore(config.agent.state_dir, cipher=cipher), cipher
+
+
+def authorize(
+    config: Config,
+    *,
+    listen: bool = False,
+    redirect_url: str | None = None,
+    timeout: float = 600.0,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Headless login: print the URL, take the redirect back, store and confirm the tokens."""
+    from mqtt_tokend.daemon.wiring import make_spotify
+
+    store, cipher = _store(config)
+    store.ensure_dir()
+    spotify = make_spotify(config)
+    try:
+        pending = auth.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        if pending is None:
+            pending = auth.begin(spotify, config.spotify, now=time.time())
+            auth.save_pending(store, cipher, pending)
+            print("Open this URL on any device with a browser and approve access:", file=err)
+            print(pending.url, file=out, flush=True)
+        if redirect_url is not None:
+            pasted = redirect_url
+        elif listen:
+            pasted = auth.listen_for_redirect(
+                pending.redirect_uri,
+                timeout=timeout,
+                on_ready=lambda where: _tunnel_hint(where, err),
+            )
+        else:
+            print(
+                "Your browser then goes to an address that may not load; copy that whole "
+                "address from the address bar and paste it here:",
+                file=err,
+                flush=True,
+            )
+            pasted = stdin.readline()
+            if not pasted:
+                raise InputError(
+                    "no redirect URL was given; finish this login later with "
+                    "`mqtt-tokend auth --redirect-url 'URL'`"
+                )
+        code = auth.code_from_redirect(pasted, expected_state=pending.state)
+        profile = auth.complete(pending, code, spotify=spotify, store=store)
+        auth.clear_pending(store)
+    finally:
+        spotify.close()
+    who = profile.get("display_name") or profile.get("id") or "an unknown user"
+    print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
+    print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
+    return 0
+
+
+def _tunnel_hint(where: str, err: TextIO) -> None:
+    port = where.rsplit(":", 1)[-1]
+    print(
+        f"Waiting for the browser on {where}. From the device with the browser, tunnel first: "
+        f"ssh -L {port}:127.0.0.1:{port} <user>@<this-pi>",
+        file=err,
+        flush=True,
+    )
+
+
+def read_published(config: Config, *, timeout: float) -> tuple[dict[str, Any] | None, bool | None]:
+    """The retained health record and availability from the broker."""
+    topics = Topics(config.mqtt.base_topic)
+    with oneshot(config.mqtt, timeout=timeout, purpose="status") as session:
+        retained = session.retained([topics.health, topics.availability], timeout=timeout)
+    health = _json_object(retained.get(topics.health))
+    availability = retained.get(topics.availability)
+    online = (
+        None if availability is None else availability.payload.decode(errors="replace") == ONLINE
+    )
+    return health, online
+
+
+def _json_object(message: Message | None) -> dict[str, Any] | None:
+    if message is None or not message.payload:
+        return None
+    try:
+        value = json.loads(message.payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _local_status(config: Config) -> dict[str, Any] | None:
+    from mqtt_tokend.adapters.store import read_status
+
+    try:
+        return read_status(config.agent.state_dir)
+    except StoreError:  # a fallback: the broker's error is the one reported
+        return None
+
+
+def status(config: Config, *, as_json: bool, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Print the agent's published state (or its status file when the broker is down)."""
+    source = "broker"
+    try:
+        health, online = read_published(config, timeout=timeout)
+    except BrokerError as error:
+        health, online, source = _local_status(config), None, "file"
+        if health is None:
+            raise
+        print(f"mqtt-tokend: {error}; showing the agent's status file", file=sys.stderr)
+    if as_json:
+        print(
+            json.dumps({"source": source, "online": online, "health": health}, indent=2), file=out
+        )
+        return 0
+    if health is None:
+        print("No health record on the broker: the agent has never run with this config.", file=out)
+        return 1
+    print(format_status(health, online=online, now=time.time()), file=out)
+    return 0
+
+
+def _when(value: Any, now: float) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    stamp = datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    delta = value - now
+    rel = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+    return f"{stamp} ({rel})"
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def format_status(health: dict[str, Any], *, online: bool | None, now: float) -> str:
+    """A short table of the health record."""
+    agent = {True: "online", False: "offline", None: "unknown"}[online]
+    rows = [
+        ("state", str(health.get("state"))),
+        ("agent", agent),
+        ("message", str(health.get("message") or "")),
+        ("user", str(health.get("user") or "-")),
+        ("token expires", _when(health.get("expires_at"), now)),
+        ("last refresh", _when(health.get("last_refresh"), now)),
+        ("next refresh", _when(health.get("next_refresh"), now)),
+        ("failures", str(health.get("consecutive_failures", 0))),
+        ("checked", _when(health.get("checked_at"), now)),
+        ("log in again by", _when(health.get("reauth_by"), now)),
+    ]
+    player = health.get("player")
+    if isinstance(player, dict):
+        active = {True: "has an active user", False: "no active user", None: "unknown"}
+        seen = active.get(player.get("active_user")) if player.get("reachable") else "unreachable"
+        rows.append(("local player", str(seen)))
+    lines = [f"{name:<16}{value}" for name, value in rows]
+    if health.get("instructions"):
+        lines += ["", f"TO DO: {health['instructions']}"]
+    if health.get("auth_url"):
+        lines += [
+            "",
+            f"Or open this link and paste where it leads into Home Assistant: {health['auth_url']}",
+        ]
+    return "\n".join(lines)
+
+
+def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
+    """Send `<base>/request/<verb>` and return the matching response body."""
+    topics = Topics(config.mqtt.base_topic)
+    transaction = uuid.uuid4().hex
+    response_topic = topics.response(verb)
+
+    def mine(message: Message) -> bool:
+        body = _json_object(message)
+        return body is not None and body.get("transaction") == transaction
+
+    with oneshot(config.mqtt, timeout=timeout, purpose=verb) as session:
+        session.subscribe([response_topic], timeout=timeout)
+        session.publish(topics.request(verb), json.dumps({"transaction": transaction}))
+        try:
+            answer = session.wait_for(response_topic, mine, timeout=timeout)
+        except BrokerError:
+            raise BrokerError(
+                f"the agent did not answer on {response_topic} within {timeout:g} s: is it "
+                "running? (`systemctl status lofi-pi-token-manager`)"
+            ) from None
+    body = _json_object(answer)
+    return body or {}
+
+
+def refresh(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Ask the agent to refresh and report what it did."""
+    body = ask_agent(config, "refresh", timeout=timeout)
+    data = body.get("data") or {}
+    if body.get("status") != "ok":
+        print(f"refresh failed: {body.get('error')}", file=out)
+        if data.get("instructions"):
+            print(data["instructions"], file=out)
+        return 1
+    what = "refreshed" if data.get("refreshed") else "not needed (refreshed moments ago)"
+    print(f"{what}; token valid until {_when(data.get('expires_at'), time.time())}", file=out)
+    return 0
+
+
+def check(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Ask the agent to check now and judge the answer; fall back to the retained record."""
+    try:
+        body = ask_agent(config, "check", timeout=timeout)
+        health: dict[str, Any] | None = body.get("data")
+        online: bool | None = True
+    except BrokerError as error:
+        try:
+            health, online = read_published(config, timeout=min(timeout, 3.0))
+        except BrokerError:
+            print(f"UNKNOWN: {error}", file=out)
+            return int(ExitCode.UNKNOWN)
+    code, why = judge(health, online=online, now=time.time())
+    print(f"{code.name}: {why}", file=out)
+    return int(code)
+
+
+def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    """Delete the stored tokens after confirmation."""
+    state_dir = config.agent.state_dir
+    if not yes:
+        print(
+            f"This deletes the Spotify login stored in {state_dir}. Type 'yes' to go on: ",
+            end="",
+            file=out,
+            flush=True,
+        )
+        if stdin.readline().strip().lower() != "yes":
+            print("nothing deleted", file=out)
+            return 1
+    from mqtt_tokend.adapters.store import remove_login
+
+    removed = [path.name for path in remove_login(state_dir)]
+    print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
+    print("log in again with `mqtt-tokend auth`", file=out)
+    return 0
+
+
+def rotate_key(
+    config: Config,
+    *,
+    keep: int | None,
+    timeout: float,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Add a new primary key to the key file, then have the agent re-publish with it."""
+    path = config.agent.key_file
+    count = rotate_key_file(path, keep=keep)
+    print(f"added a new primary key to {path}: {count} keys, the first encrypts", file=out)
+    try:
+        republished = _republish(config, TokenCipher.from_file(path), timeout=timeout)
+    except BrokerError as error:
+        print(
+            f"mqtt-tokend: {error}; the agent takes the new key up at its next check or start",
+            file=err,
+        )
+        return 0
+    if not republished:
+        print(
+            "mqtt-tokend: the agent answered but still publishes with an old key: can it read "
+            f"{path}? See its log (`journalctl -u lofi-pi-token-manager`).",
+            file=err,
+        )
+        return 1
+    print("the agent re-published the token with the new key", file=out)
+    return 0
+
+
+def _republish(config: Config, cipher: TokenCipher, *, timeout: float) -> bool:
+    """Wake the agent with `request/check`; True once the retained token uses the new key."""
+    topics = Topics(config.mqtt.base_topic)
+    transaction = uuid.uuid4().hex
+
+    def answered(message: Message) -> bool:
+        body = _json_object(message)
+        return body is not None and body.get("transaction") == transaction
+
+    def new_key(message: Message) -> bool:
+        return not message.payload or cipher.is_primary(message.payload)
+
+    with oneshot(config.mqtt, timeout=timeout, purpose="rotate-key") as session:
+        session.subscribe([topics.token, topics.response("check")], timeout=timeout)
+        body = {"transaction": transaction, "reason": "key rotated"}
+        session.publish(topics.request("check"), json.dumps(body))
+        try:
+            session.wait_for(topics.response("check"), answered, timeout=timeout)
+        except BrokerError:
+            raise BrokerError(f"the agent did not answer within {timeout:g} s") from None
+        try:
+            session.wait_for(topics.token, new_key, timeout=timeout)
+        except BrokerError:
+            return False
+    return True
+
+
+def homeassistant_discovery(
+    config: Config, *, remove: bool, timeout: float, out: TextIO = sys.stdout
+) -> int:
+    """Publish (or with `remove`, take away) the Home Assistant device, retained."""
+    from mqtt_tokend import __version__
+    from mqtt_tokend.contract import homeassistant
+
+    ha, base = config.homeassistant, config.mqtt.base_topic
+    if remove:
+        messages = homeassistant.removal_messages(
+            base_topic=base, discovery_prefix=ha.discovery_prefix
+        )
+    else:
+        messages = homeassistant.discovery_messages(
+            base_topic=base,
+            discovery_prefix=ha.discovery_prefix,
+            version=__version__,
+            expire_after=homeassistant.expire_after_for(config.agent.check_interval),
+        )
+    with oneshot(config.mqtt, timeout=timeout, purpose="discovery") as session:
+        for topic, payload in messages:
+            session.publish(topic, payload, retain=True, timeout=timeout)
+    if remove:
+        print(f"removed {len(messages)} Home Assistant entities of {base}", file=out)
+        if ha.enabled:
+            print(
+                "set homeassistant.enabled = false, or the running agent publishes them "
+                "again when it reconnects",
+                file=out,
+            )
+    else:
+        print(f"published {len(messages)} Home Assistant entities of {base}", file=out)
+    return 0

@@ -1,0 +1,386 @@
+"""The redundant health check (`mqtt-tokend health-check`): notices when the agent itself fails.
+
+Run by a timer or cron, independent of the agent. It reads the retained availability and
+health from the broker (the agent's status file when the broker cannot be reached or holds
+nothing), judges them, appends a line to ``token_health.log``, and on a problem writes the
+notice, publishes an alert on ``<base>/alert`` and sends an optional e-mail. A small record,
+``health_check_state.json``, keeps it from alerting the same problem more than once a day,
+and lets it announce the recovery (and remove its own notice) once the problem is gone.
+
+The judging (`assess`) and the deduplication (`decide`) are pure functions of `now`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, TextIO
+
+from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.store import (
+    HEALTH_LOG_FILE,
+    STATUS_FILE,
+    read_json,
+    read_status,
+    write_json,
+)
+from mqtt_tokend.config import AlertsConfig, Config
+from mqtt_tokend.contract import notices
+from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
+from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.errors import BrokerError, StoreError
+
+_LOG = logging.getLogger(__name__)
+
+MEMORY_FILE = "health_check_state.json"
+REALERT_SECONDS = 86400.0  # the same problem is alerted again at most once a day
+STALE_CHECKS = 2  # a health record older than this many check intervals means a stuck agent
+LOG_MAX_BYTES = 1_000_000  # token_health.log is moved to .1 past this (about 20 years of runs)
+SERVICE = "lofi-pi-token-manager"
+ERROR = "error"  # the alert event for health state `error` with a token still valid
+
+RESTART_INSTRUCTIONS = (
+    f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
+    f"journalctl -u {SERVICE} -n 50"
+)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the monitor could find out: the health record, availability, and where from."""
+
+    health: dict[str, Any] | None
+    online: bool | None
+    broker_reachable: bool
+    note: str | None = None  # why the status file was used, said on the output line
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The monitor's judgement: an exit code, one line why, and what a person should do."""
+
+    code: ExitCode
+    reason: str
+    event: str | None = None  # the alert event of a CRITICAL verdict
+    instructions: str | None = None
+
+    def line(self) -> str:
+        """The one line printed for the timer's journal or cron's mail."""
+        return f"{self.code.name}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the monitor last alerted (health_check_state.json); no secrets in it."""
+
+    event: str | None = None
+    alerted_at: float | None = None
+    notice_sha256: str | None = None  # the notice it wrote, to remove only its own
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object stored in the state directory."""
+        return {
+            "event": self.event,
+            "alerted_at": self.alerted_at,
+            "notice_sha256": self.notice_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Memory:
+        """Rebuild from the stored object; anything malformed counts as no memory."""
+        data = data or {}
+        event, at, digest = data.get("event"), data.get("alerted_at"), data.get("notice_sha256")
+        if not isinstance(event, str) or not isinstance(at, int | float):
+            return cls()
+        return cls(event, float(at), digest if isinstance(digest, str) else None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run does besides printing: alert, write or remove the notice, remember."""
+
+    memory: Memory
+    alert: Alert | None = None  # published on <base>/alert and e-mailed
+    notice: Alert | None = None  # written to the notice file
+    clear_notice: str | None = None  # remove the notice if its SHA-256 is still this
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def digest(text: str) -> str:
+    """SHA-256 of a notice's text, to recognize the notice the monitor wrote."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def assess(
+    observation: Observation, *, now: float, check_interval: float, config_path: str | None
+) -> Verdict:
+    """Judge what was observed: a dead or stuck agent first, then the health record itself."""
+    verdict = _assess(observation, now=now, check_interval=check_interval, config_path=config_path)
+    if observation.note:
+        return Verdict(
+            verdict.code,
+            f"{verdict.reason} ({observation.note})",
+            verdict.event,
+            verdict.instructions,
+        )
+    return verdict
+
+
+def _assess(
+    observation: Observation, *, now: float, check_interval: float, config_path: str | None
+) -> Verdict:
+    health, online = observation.health, observation.online
+    if online is False:
+        return Verdict(
+            ExitCode.CRITICAL,
+            "the agent is offline: it died (its Last Will) or was stopped",
+            notices.AGENT_DEAD,
+            RESTART_INSTRUCTIONS,
+        )
+    checked_at = health.get("checked_at") if health else None
+    limit = STALE_CHECKS * check_interval
+    if isinstance(checked_at, int | float) and now - checked_at > limit:
+        who = "the agent is online but stuck" if online else "the agent is dead or stuck"
+        return Verdict(
+            ExitCode.CRITICAL,
+            f"{who}: its last health check was {_span(now - checked_at)} ago "
+            f"(it checks every {_span(check_interval)})",
+            notices.AGENT_DEAD,
+            RESTART_INSTRUCTIONS,
+        )
+    code, why = judge(health, online=online, now=now)
+    if code != ExitCode.CRITICAL or health is None:
+        return Verdict(code, _one_line(why))
+    state = health.get("state")
+    given = health.get("instructions")
+    instructions = given if isinstance(given, str) and given else None
+    expires_at = health.get("expires_at")
+    expired = not isinstance(expires_at, int | float) or expires_at <= now
+    if state == State.AUTH_REQUIRED:
+        event = notices.AUTH_REQUIRED
+        instructions = instructions or auth_instructions(config_path)
+    elif state == State.ERROR and not expired:
+        event = ERROR
+    else:
+        event = notices.TOKEN_EXPIRED
+    if instructions is None:
+        config = f" --config {config_path}" if config_path else ""
+        instructions = (
+            f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
+            f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
+        )
+    return Verdict(code, _one_line(why), event, instructions)
+
+
+def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool) -> Plan:
+    """Alert a problem once, again after a day or when it changes; announce its recovery."""
+    if verdict.code == ExitCode.CRITICAL and verdict.event is not None:
+        alert = Alert(verdict.event, verdict.reason, now, verdict.instructions)
+        text_sha = digest(notices.notice_text(alert))
+        elapsed = None if memory.alerted_at is None else now - memory.alerted_at
+        # A negative elapsed time is a clock that jumped back (no RTC): alert rather than wait.
+        fresh = elapsed is not None and 0 <= elapsed < REALERT_SECONDS
+        if memory.event != verdict.event or not fresh:
+            return Plan(Memory(verdict.event, now, text_sha), alert=alert, notice=alert)
+        if not notice_present:  # someone removed it while the problem lasts
+            return Plan(Memory(memory.event, memory.alerted_at, text_sha), notice=alert)
+        return Plan(memory)
+    if verdict.code == ExitCode.OK and memory.event is not None:
+        alert = Alert(notices.RECOVERED, f"recovered from {memory.event}: {verdict.reason}", now)
+        return Plan(Memory(), alert=alert, clear_notice=memory.notice_sha256)
+    return Plan(memory)  # WARNING and UNKNOWN: nothing new to say yet
+
+
+# ---- the edges ----------------------------------------------------------------------------
+
+
+def _json_object(payload: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _status_file(config: Config) -> tuple[dict[str, Any] | None, str]:
+    path = config.agent.state_dir / STATUS_FILE
+    try:
+        health = read_status(config.agent.state_dir)
+    except StoreError as err:
+        return None, str(err)
+    return health, "" if health is not None else f"no status file {path}"
+
+
+def observe(config: Config, *, timeout: float) -> Observation:
+    """Read the retained records from the broker; the status file when that is not possible."""
+    topics = Topics(config.mqtt.base_topic)
+    try:
+        with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
+            retained = session.retained([topics.health, topics.availability], timeout=timeout)
+    except BrokerError as err:
+        health, problem = _status_file(config)
+        note = f"{err}; " + (problem or "judged from the agent's status file")
+        return Observation(health, None, broker_reachable=False, note=_one_line(note))
+    availability = retained.get(topics.availability)
+    said = availability.payload.decode(errors="replace") if availability else None
+    online = {ONLINE: True, OFFLINE: False}.get(said or "")
+    record = retained.get(topics.health)
+    health = _json_object(record.payload if record else None)
+    if health is not None:
+        return Observation(health, online, broker_reachable=True)
+    # A broker restarted without persistence forgets everything retained: ask the file.
+    health, problem = _status_file(config)
+    note = "no health record on the broker; " + (problem or "judged from the agent's status file")
+    return Observation(health, online, broker_reachable=True, note=note)
+
+
+def publish_alert(config: Config, alert: Alert, *, timeout: float) -> None:
+    """Publish the alert (QoS 1, not retained); a failure is a warning."""
+    topic = Topics(config.mqtt.base_topic).alert
+    try:
+        with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
+            session.publish(topic, json.dumps(alert.to_payload()), timeout=timeout)
+    except BrokerError as err:
+        _LOG.warning("could not publish the alert on %s: %s", topic, err)
+
+
+def send_email(alerts: AlertsConfig, alert: Alert, *, code: ExitCode) -> bool:
+    """E-mail the alert to `alerts.email_to`; False (and a warning) when that fails."""
+    if not alerts.email_to:
+        return False
+    host = socket.gethostname()
+    what = "recovered" if alert.event == notices.RECOVERED else f"{code.name}: {alert.event}"
+    message = EmailMessage()
+    message["Subject"] = f"[mqtt-tokend] {what} on {host}"
+    message["From"] = alerts.email_from or f"mqtt-tokend@{host}"
+    message["To"] = ", ".join(alerts.email_to)
+    message["Date"] = formatdate(alert.at, localtime=True)
+    message["Message-ID"] = make_msgid(domain=host)
+    message.set_content(
+        f"{alert.message}\n\n"
+        + (f"What to do:\n  {alert.instructions}\n\n" if alert.instructions else "")
+        + f"Host: {host}\nWhen: {_stamp(alert.at)}\nEvent: {alert.event}\n"
+        "Sent by `mqtt-tokend health-check`.\n"
+    )
+    try:
+        with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=alerts.smtp_timeout) as smtp:
+            if alerts.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if alerts.smtp_username:
+                smtp.login(alerts.smtp_username, alerts.smtp_password)
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as err:
+        _LOG.warning(
+            "could not send the alert e-mail via %s:%d: %s",
+            alerts.smtp_host,
+            alerts.smtp_port,
+            _one_line(str(err)) or type(err).__name__,
+        )
+        return False
+    _LOG.info("e-mailed the %s alert to %s", alert.event, ", ".join(alerts.email_to))
+    return True
+
+
+def _stamp(at: float) -> str:
+    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+
+def append_log(state_dir: Path, line: str) -> None:
+    """Append one line to token_health.log (moved aside to .1 once it grows past 1 MB)."""
+    path = state_dir / HEALTH_LOG_FILE
+    try:
+        if path.stat().st_size > LOG_MAX_BYTES:
+            path.replace(path.with_name(f"{HEALTH_LOG_FILE}.1"))
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def _load_memory(state_dir: Path) -> Memory:
+    try:
+        return Memory.from_dict(read_json(state_dir / MEMORY_FILE))
+    except StoreError as err:
+        _LOG.warning("%s; alerting as if for the first time", err)
+        return Memory()
+
+
+def _apply_files(state_dir: Path, plan: Plan, log_line: str) -> None:
+    """The state directory's part; a directory this user cannot write is only a warning."""
+    try:
+        append_log(state_dir, log_line)
+        if plan.notice is not None:
+            notices.write_notice(state_dir, plan.notice)
+        current = notices.read_notice(state_dir)
+        if plan.clear_notice and current is not None and digest(current) == plan.clear_notice:
+            notices.clear_notice(state_dir)  # ours and unchanged: the agent's stay
+        write_json(state_dir / MEMORY_FILE, plan.memory.to_dict(), mode=0o644)
+    except OSError as err:
+        hint = " (run it as the agent's user)" if isinstance(err, PermissionError) else ""
+        _LOG.warning(
+            "cannot write to the state directory %s (%s): skipping the log and the notice%s",
+            state_dir,
+            err.strerror or err,
+            hint,
+        )
+
+
+def health_check(
+    config: Config,
+    *,
+    timeout: float,
+    out: TextIO = sys.stdout,
+    clock: Callable[[], float] = time.time,
+    look: Callable[..., Observation] = observe,
+    publish: Callable[..., None] = publish_alert,
+    mail: Callable[..., bool] = send_email,
+) -> int:
+    """One run of the monitor: judge, log, notify; return the Nagios exit code."""
+    state_dir = config.agent.state_dir
+    observation = look(config, timeout=timeout)
+    now = clock()
+    verdict = assess(
+        observation,
+        now=now,
+        check_interval=config.agent.check_interval,
+        config_path=str(config.path) if config.path else None,
+    )
+    try:
+        notice_present = notices.read_notice(state_dir) is not None
+    except OSError:
+        notice_present = False
+    plan = decide(verdict, _load_memory(state_dir), now=now, notice_present=notice_present)
+    alerted = f" [alerted: {plan.alert.event}]" if plan.alert else ""
+    _apply_files(state_dir, plan, f"{_stamp(now)} {verdict.line()}{alerted}")
+    if plan.alert is not None:
+        if observation.broker_reachable:
+            publish(config, plan.alert, timeout=timeout)
+        mail(config.alerts, plan.alert, code=verdict.code)
+    print(verdict.line(), file=out)
+    return int(verdict.code)

@@ -1,0 +1,1 @@
+"""The MQTT contract: topics, payloads, the health record, Home Assistant discovery. Pure."""

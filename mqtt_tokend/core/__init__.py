@@ -1,0 +1,1 @@
+"""The domain core: the state machine, timing and the refresh gate. Pure; takes `now`."""

@@ -1,0 +1,1 @@
+"""The running agent: the session keeper, what it publishes, request answers, the loop."""

@@ -1,0 +1,105 @@
+"""Wiring for `mqtt-tokend run`: build the collaborators, start MQTT, run the agent's loop."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import signal
+import socket
+import threading
+from types import FrameType
+
+from mqtt_tokend.adapters import logsafe
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.mqtt import MqttLink, describe
+from mqtt_tokend.adapters.spotify import SpotifyClient
+from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.config import Config
+from mqtt_tokend.contract import homeassistant
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import OFFLINE, Topics
+from mqtt_tokend.core.timing import SystemClock
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
+
+_LOG = logging.getLogger(__name__)
+
+
+def agent_client_id(config: Config) -> str:
+    """A stable MQTT client id: one agent per host and base topic."""
+    if config.mqtt.client_id:
+        return config.mqtt.client_id
+    digest = hashlib.sha256(config.mqtt.base_topic.encode()).hexdigest()[:8]
+    return f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
+
+
+def subscriptions(config: Config) -> list[str]:
+    """What the agent listens to: requests, and Home Assistant's birth message."""
+    topics = [Topics(config.mqtt.base_topic).requests]
+    if config.homeassistant.enabled:
+        topics.append(homeassistant.status_topic(config.homeassistant.discovery_prefix))
+    return topics
+
+
+def make_spotify(config: Config) -> SpotifyClient:
+    """The Spotify client for this configuration."""
+    spotify = config.spotify
+    return SpotifyClient(
+        client_id=spotify.client_id,
+        client_secret=spotify.client_secret,
+        accounts_url=spotify.accounts_url,
+        api_url=spotify.api_url,
+        timeout=spotify.request_timeout,
+    )
+
+
+def serve(config: Config) -> int:
+    """Run the agent in the foreground until SIGTERM or SIGINT; return the exit status."""
+    logsafe.remember(config.spotify.client_secret, config.mqtt.password)
+    cipher = TokenCipher.from_file(config.agent.key_file)
+    logsafe.remember(*(line.strip() for line in config.agent.key_file.read_text().splitlines()))
+    store = TokenStore(config.agent.state_dir, cipher=cipher)
+    store.ensure_dir()
+    clock = SystemClock()
+    topics = Topics(config.mqtt.base_topic)
+    inbox: queue.Queue[InboxItem] = queue.Queue()
+
+    def on_message(message: Message) -> None:
+        inbox.put(Request(message=message, received=clock.monotonic()))
+
+    link = MqttLink(
+        config.mqtt,
+        client_id=agent_client_id(config),
+        will=(topics.availability, OFFLINE.encode()),
+        subscriptions=subscriptions(config),
+        on_connected=lambda: inbox.put(Connected()),
+        on_message=on_message,
+    )
+    spotify = make_spotify(config)
+    agent = Agent(
+        config=config,
+        store=store,
+        spotify=spotify,
+        cipher=cipher,
+        publisher=link,
+        inbox=inbox,
+        clock=clock,
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _LOG.info("received %s; stopping", signal.Signals(signum).name)
+        # Queue.put takes a lock the interrupted main thread may hold: hand it to a thread.
+        threading.Thread(target=inbox.put, args=(Stop(),), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
+    link.start()
+    try:
+        agent.run()
+    finally:
+        link.stop(last=agent.final_messages())
+        spotify.close()
+        _LOG.info("stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""For development and the demo: the Spotify emulator, the demo and a private broker."""

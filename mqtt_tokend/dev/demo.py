@@ -1,0 +1,283 @@
+"""`mqtt-tokend demo`: the whole product, live, against the built-in Spotify emulator.
+
+Starts the emulator with a short token lifetime, uses the local broker (or a private
+Mosquitto), logs in through the real `auth` command, runs the real agent as a subprocess,
+and prints what appears on the broker as it happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from mqtt_tokend.adapters.crypto import TokenCipher, write_key_file
+from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.config import MqttConfig
+from mqtt_tokend.consumer import decode_token
+from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.dev.devbroker import PrivateMosquitto, port_open
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.errors import TokendError
+
+LOCAL_BROKER = ("127.0.0.1", 1883)
+BASE_TOPIC = "lofi/spotify"
+SPARE_BASE_TOPIC = "lofi/spotify-demo"  # when a real agent already owns lofi/spotify
+STOP_TIMEOUT = 10.0
+
+
+def _stamp() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the demo's broker is and what base topic it uses."""
+
+    host: str
+    port: int
+    base_topic: str
+    private: bool
+
+
+def write_demo_config(
+    workdir: Path, *, broker: Broker, emulator_url: str, token_lifetime: float
+) -> Path:
+    """A config for the demo: the emulator as Spotify, short intervals to see things move."""
+    early = max(2.0, token_lifetime / 4)
+    config = f"""\
+# Written by `mqtt-tokend demo`: Spotify is the built-in emulator at {emulator_url}.
+[spotify]
+client_id = "{DEMO_CLIENT_ID}"
+redirect_uri = "http://127.0.0.1:8888/callback"
+accounts_url = "{emulator_url}"
+api_url = "{emulator_url}"
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+base_topic = "{broker.base_topic}"
+
+[agent]
+state_dir = "state"
+key_file = "fernet.key"
+check_interval = {max(5.0, token_lifetime / 2):g}
+refresh_early_seconds = {early:g}
+max_backoff = 10
+min_refresh_interval = 1
+"""
+    path = workdir / "config.toml"
+    path.write_text(config)
+    return path
+
+
+def _agent_online(host: str, port: int, base_topic: str) -> bool:
+    topic = Topics(base_topic).availability
+    try:
+        with oneshot(MqttConfig(host=host, port=port), timeout=2.0, purpose="demo") as session:
+            found = session.retained([topic], timeout=2.0).get(topic)
+    except TokendError:
+        return False
+    return found is not None and found.payload == ONLINE.encode()
+
+
+@contextlib.contextmanager
+def _broker(workdir: Path, *, private: bool) -> Iterator[Broker]:
+    host, port = LOCAL_BROKER
+    if not private and port_open(host, port):
+        base = SPARE_BASE_TOPIC if _agent_online(host, port, BASE_TOPIC) else BASE_TOPIC
+        yield Broker(host, port, base, private=False)
+        return
+    with PrivateMosquitto(workdir / "broker") as mosquitto:
+        yield Broker(mosquitto.host, mosquitto.port, BASE_TOPIC, private=True)
+
+
+def _cli(config: Path) -> list[str]:
+    return [sys.executable, "-m", "mqtt_tokend", "--config", str(config)]
+
+
+def login(config: Path, out: TextIO) -> None:
+    """Drive the real `auth` command the way a person would, with the emulator approving."""
+    process = subprocess.Popen(
+        [*_cli(config), "auth"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = process.stdout.readline().strip() if process.stdout else ""
+    if not url.startswith("http"):
+        process.kill()
+        _, err = process.communicate()
+        raise TokendError(f"`mqtt-tokend auth` did not print a URL: {err.strip()}")
+    print(f"{_stamp()}  auth printed the login URL; the emulator approves it", file=out)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        opener.open(url, timeout=10)
+        raise TokendError("the emulator did not redirect the login")
+    except urllib.error.HTTPError as redirect:
+        location = redirect.headers.get("Location", "")
+    _, err = process.communicate(location + "\n", timeout=30)
+    if process.returncode != 0:
+        raise TokendError(f"`mqtt-tokend auth` failed: {err.strip()}")
+    who = err.strip().splitlines()[-2] if err.strip() else ""
+    print(f"{_stamp()}  {who}", file=out)
+
+
+class Narrator:
+    """Prints what appears on the broker, one line per event, never a token."""
+
+    def __init__(self, base_topic: str, cipher: TokenCipher, out: TextIO) -> None:
+        self.topics = Topics(base_topic)
+        self._cipher = cipher
+        self._out = out
+        self._last_health: tuple[object, object] | None = None
+
+    def say(self, text: str) -> None:
+        """One time-stamped line."""
+        print(f"{_stamp()}  {text}", file=self._out, flush=True)
+
+    def __call__(self, message: Message) -> None:
+        """Narrate one message."""
+        topics, payload = self.topics, message.payload
+        if message.retain:
+            return  # left on the broker by an earlier run; only live events are news
+        if message.topic == topics.availability:
+            self.say(f"availability: {payload.decode(errors='replace')}")
+        elif message.topic == topics.health and payload:
+            self._health(json.loads(payload))
+        elif message.topic == topics.token and payload:
+            token = decode_token(self._cipher, payload, now=time.time())
+            if token is not None:
+                digest = hashlib.sha256(token["access_token"].encode()).hexdigest()[:12]
+                left = token["expires_at"] - time.time()
+                self.say(
+                    f"token: access token sha256:{digest}... retained on the broker, "
+                    f"Fernet-encrypted, valid {left:.0f} s"
+                )
+        elif message.topic.startswith(f"{topics.base}/response/") and payload:
+            body = json.loads(payload)
+            refreshed = body.get("data", {}).get("refreshed")
+            extra = "" if refreshed is None else f", refreshed: {refreshed}"
+            self.say(f"{message.topic}: {body.get('status')}{extra}")
+
+    def _health(self, health: dict[str, object]) -> None:
+        key = (health.get("state"), health.get("last_refresh"))
+        if key == self._last_health:
+            return
+        self._last_health = key
+        next_refresh = health.get("next_refresh")
+        when = ""
+        if isinstance(next_refresh, int | float):
+            when = f"; next refresh in {max(0.0, next_refresh - time.time()):.0f} s"
+        self.say(f"health: {health.get('state')} ({health.get('message')}){when}")
+
+    @contextlib.contextmanager
+    def watching(self, broker: Broker) -> Iterator[None]:
+        """Subscribe to `<base>/#` and narrate until the block ends."""
+        config = MqttConfig(host=broker.host, port=broker.port)
+        with oneshot(config, timeout=5.0, purpose="demo-watch") as session:
+            session.listener = self
+            session.subscribe([f"{self.topics.base}/#"], timeout=5.0)
+            yield
+
+
+def run_demo(
+    *,
+    duration: float | None,
+    token_lifetime: float = 20.0,
+    private_broker: bool = False,
+    state_dir: Path | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run everything until Ctrl-C or `duration` seconds; stop it all cleanly."""
+    temporary = state_dir is None
+    workdir = state_dir or Path(tempfile.mkdtemp(prefix="mqtt-tokend-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with (
+            SpotifyEmulator(token_lifetime=token_lifetime) as emulator,
+            _broker(workdir, private=private_broker) as broker,
+        ):
+            where = "a private Mosquitto" if broker.private else "the local Mosquitto"
+            print(
+                f"{_stamp()}  Spotify emulator at {emulator.url} "
+                f"(tokens live {token_lifetime:g} s)",
+                file=out,
+            )
+            print(
+                f"{_stamp()}  broker: {where} at {broker.host}:{broker.port}, "
+                f"base topic {broker.base_topic}",
+                file=out,
+            )
+            key_file = workdir / "fernet.key"
+            if not key_file.exists():
+                write_key_file(key_file)
+            config = write_demo_config(
+                workdir, broker=broker, emulator_url=emulator.url, token_lifetime=token_lifetime
+            )
+            login(config, out)
+            narrator = Narrator(broker.base_topic, TokenCipher.from_file(key_file), out)
+            with narrator.watching(broker):
+                _run_agent(config, broker, duration, stop, out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _run_agent(
+    config: Path, broker: Broker, duration: float | None, stop: threading.Event, out: TextIO
+) -> None:
+    port = "" if broker.port == 1883 else f" -p {broker.port}"
+    quoted = shlex.quote(str(config))
+    print(
+        f"""
+Watch the broker:   mosquitto_sub{port} -v -t '{broker.base_topic}/#'
+Force a refresh:    mosquitto_pub{port} -t {broker.base_topic}/request/refresh -n
+Get the token:      {sys.executable} -m mqtt_tokend --config {quoted} get-token
+Stop the demo:      Ctrl-C
+""",
+        file=out,
+        flush=True,
+    )
+    agent_log = config.parent / "agent.log"
+    with agent_log.open("ab") as log:
+        agent = subprocess.Popen(
+            [*_cli(config), "run"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+    try:
+        stop.wait(duration)
+    except KeyboardInterrupt:
+        print(file=out)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        print(f"{_stamp()}  agent stopped (exit {agent.returncode})", file=out, flush=True)

@@ -1,0 +1,385 @@
+"""The HTTP side of the emulator: framing, routing, fault rendering and the control endpoints."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import select
+import socket
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from mqtt_tokend.dev.emulator.accounts import (
+    DEMO_DEVICES,
+    DEMO_USER,
+    GRANT_TYPES,
+    AuthorizeError,
+    api_error,
+    oauth_error,
+)
+from mqtt_tokend.dev.emulator.faults import Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from mqtt_tokend.dev.emulator.server import EmulatorServer
+
+_LOG = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+# (method, path) -> endpoint name, for the calls Spotify serves (these count and take faults)
+_SPOTIFY = {
+    ("GET", "/authorize"): "authorize",
+    ("POST", "/api/token"): "token",
+    ("GET", "/v1/me"): "me",
+    ("GET", "/v1/me/player/devices"): "devices",
+}
+_GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream hiccup</body></html>"
+# What a cut-off answer would have been; never a real token.
+_PLAUSIBLE: dict[str, dict[str, Any]] = {
+    "token": {
+        "access_token": "BQD" + "x" * 100,
+        "token_type": "Bearer",
+        "scope": "user-read-playback-state",
+        "expires_in": 3600,
+    },
+    "authorize": {"error": "server_error"},
+    "me": DEMO_USER,
+    "devices": {"devices": DEMO_DEVICES},
+}
+_FAULT_FIELDS = frozenset(("kind", "endpoint", "count", "status", "retry_after", "delay"))
+_CONFIG_FIELDS = frozenset(("token_lifetime", "refresh_token_max_age"))
+
+
+def _first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
+
+
+def _parse_form(body: bytes) -> dict[str, str] | None:
+    """The form's fields (first value wins), or None when it is not a form at all."""
+    try:
+        return _first_values(
+            parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+        )
+    except ValueError:  # bad UTF-8 or too many fields
+        return None
+
+
+def _error_page(message: str) -> bytes:
+    return (
+        "<!doctype html><html><head><title>Error - Spotify</title></head><body>"
+        f"<h1>Oops! Something went wrong</h1><p>{html.escape(message)}</p></body></html>"
+    ).encode()
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Emulated fault"
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive, so every answer carries Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "SpotifyEmulator/1.0"
+    sys_version = ""
+    timeout = 60  # idle keep-alive connections are closed, as Spotify's front ends do
+    disable_nagle_algorithm = True
+
+    @property
+    def _srv(self) -> EmulatorServer:
+        return cast("EmulatorServer", self.server)
+
+    def setup(self) -> None:
+        """Register the connection so stop() can cut it."""
+        super().setup()
+        self._srv.track(self.connection)
+
+    def finish(self) -> None:
+        """Forget the connection."""
+        try:
+            super().finish()
+        finally:
+            self._srv.untrack(self.connection)
+
+    def do_GET(self) -> None:
+        """Route a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        """Route a POST."""
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        """Route a DELETE."""
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        """Route a PUT (always 404 or 405)."""
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the base class would log request lines, and query strings hold codes."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log the method and path only, never a query string or header."""
+        _LOG.debug("%s %s -> %s", self.command, urlsplit(self.path).path, code)
+
+    # -- framing ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        path = path.rstrip("/") or "/"
+        body = self._read_body()
+        if body is None:
+            return
+        control = _CONTROL.get((self.command, path))
+        try:
+            if (self.command, path) in _SPOTIFY:
+                self._spotify(_SPOTIFY[(self.command, path)], body)
+            elif control is not None:
+                control(self, body)
+            elif path in _KNOWN_PATHS:
+                self._json(api_error(405, "Method not allowed").body, 405)
+            else:
+                self._json(api_error(404, "Service not found").body, 404)
+        except OSError:
+            raise  # the client went away; socketserver logs it quietly
+        except Exception:
+            _LOG.warning("emulator: %s %s failed", self.command, path, exc_info=True)
+            self.close_connection = True
+            self._json(api_error(500, "Emulator error").body, 500)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None when the request was answered (or dropped) already."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self._json(api_error(411, "Content-Length required").body, 411)
+            return None
+        raw = self.headers.get("Content-Length", "0").strip()
+        if not (raw.isascii() and raw.isdigit()):
+            self.close_connection = True
+            self._json(api_error(400, "Malformed Content-Length").body, 400)
+            return None
+        length = int(raw)
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._json(api_error(413, f"Request body over {MAX_BODY} bytes").body, 413)
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True  # the client hung up mid-body
+            return None
+        return body
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(
+        self, body: dict[str, Any], status: int = 200, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
+
+    # -- Spotify ---------------------------------------------------------------------------
+
+    def _spotify(self, endpoint: str, body: bytes) -> None:
+        srv = self._srv
+        srv.counters.add(endpoint)
+        form = _parse_form(body) if endpoint == "token" else None
+        if form is not None and form.get("grant_type") in GRANT_TYPES:
+            srv.counters.add(form["grant_type"])
+        fault = srv.faults.take(endpoint)
+        if fault is not None and self._apply(fault, endpoint):
+            return
+        if endpoint == "authorize":
+            self._authorize()
+        elif endpoint == "token":
+            self._token(form)
+        else:
+            answer = srv.accounts.user_resource(endpoint, self.headers.get("Authorization"))
+            self._json(answer.body, answer.status)
+
+    def _authorize(self) -> None:
+        query = _first_values(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        try:
+            location = self._srv.accounts.authorize(
+                client_id=query.get("client_id", ""),
+                redirect_uri=query.get("redirect_uri", ""),
+                state=query.get("state"),
+                scope=query.get("scope", ""),
+                response_type=query.get("response_type", ""),
+                code_challenge=query.get("code_challenge"),
+                code_challenge_method=query.get("code_challenge_method"),
+            )
+        except AuthorizeError as err:
+            self._send(400, _error_page(str(err)), "text/html; charset=utf-8")
+            return
+        self._send(302, b"", None, [("Location", location)])
+
+    def _token(self, form: dict[str, str] | None) -> None:
+        if form and self.headers.get_content_type() != FORM_TYPE:
+            answer = oauth_error("invalid_request", f"Content-Type must be {FORM_TYPE}")
+        elif form is None:
+            answer = oauth_error("invalid_request", "Malformed form body")
+        else:
+            answer = self._srv.accounts.token(form, self.headers.get("Authorization"))
+        no_store = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+        self._json(answer.body, answer.status, no_store)
+
+    def _client_gone(self) -> bool:
+        """True when the client has closed its end of the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _apply(self, fault: Fault, endpoint: str) -> bool:
+        """Misbehave; False when the request should then be answered normally (a delay)."""
+        if fault.kind == "delay":
+            if not self._srv.stopping.wait(fault.delay) and not self._client_gone():
+                return False
+            # Stopping, or the client gave up (a timeout, a killed process): the request is
+            # dropped before it is carried out, as when it is stuck in the network.
+            self.close_connection = True
+            return True
+        if fault.kind == "drop":
+            self.close_connection = True  # no bytes at all: the client sees the socket close
+            return True
+        if fault.kind == "garbage":
+            self._send(200, _GARBAGE, "text/html; charset=utf-8")
+            return True
+        if fault.kind == "truncated":
+            full = json.dumps(_PLAUSIBLE[endpoint]).encode()
+            self._send(200, full[: len(full) // 2], "application/json")
+            return True
+        status, headers = fault.status, []
+        if fault.kind == "rate_limit":
+            status = 429
+            headers.append(("Retry-After", str(math.ceil(fault.retry_after))))
+        if endpoint == "authorize":
+            self._send(status, _error_page(_reason(status)), "text/html; charset=utf-8", headers)
+        elif endpoint == "token":
+            error = "server_error" if status >= 500 else "invalid_request"
+            body = oauth_error(error, f"emulated fault: HTTP {status}").body
+            self._json(body, status, headers)
+        else:
+            self._json(api_error(status, _reason(status)).body, status, headers)
+        return True
+
+    # -- control endpoints -----------------------------------------------------------------
+
+    def _json_object(self, body: bytes, allowed: frozenset[str]) -> dict[str, Any] | None:
+        """The body as a JSON object with only `allowed` keys, or None after a 400."""
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            self._json({"error": "the body must be a JSON object"}, 400)
+            return None
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            expected = ", ".join(sorted(allowed))
+            self._json({"error": f"unknown keys {unknown}; expected some of: {expected}"}, 400)
+            return None
+        return value
+
+    def _inject(self, body: bytes) -> None:
+        spec = self._json_object(body, _FAULT_FIELDS)
+        if spec is None:
+            return
+        if "kind" not in spec:
+            self._json({"error": "a fault needs a kind"}, 400)
+            return
+        try:
+            fault = Fault(**spec)
+        except (TypeError, ValueError) as err:
+            self._json({"error": str(err)}, 400)
+            return
+        self._srv.faults.add(fault)
+        self._json({"pending": len(self._srv.faults)})
+
+    def _clear_faults(self, _body: bytes) -> None:
+        self._srv.faults.clear()
+        self._json({"pending": 0})
+
+    def _revoke(self, _body: bytes) -> None:
+        self._srv.accounts.revoke_all()
+        self._json({"revoked": True})
+
+    def _expire(self, _body: bytes) -> None:
+        self._srv.accounts.expire_access_tokens()
+        self._json({"expired": True})
+
+    def _show_config(self, _body: bytes = b"") -> None:
+        accounts = self._srv.accounts
+        config = {
+            "token_lifetime": accounts.token_lifetime,
+            "refresh_token_max_age": accounts.refresh_token_max_age,
+        }
+        self._json(config)
+
+    def _config(self, body: bytes) -> None:
+        spec = self._json_object(body, _CONFIG_FIELDS)
+        if spec is None:
+            return
+        accounts = self._srv.accounts
+        before = (accounts.token_lifetime, accounts.refresh_token_max_age)
+        try:
+            if "token_lifetime" in spec:
+                accounts.token_lifetime = spec["token_lifetime"]
+            if "refresh_token_max_age" in spec:
+                accounts.refresh_token_max_age = spec["refresh_token_max_age"]
+        except (TypeError, ValueError) as err:
+            accounts.token_lifetime, accounts.refresh_token_max_age = before
+            message = str(err) if isinstance(err, ValueError) else "the values must be numbers"
+            self._json({"error": message}, 400)
+            return
+        self._show_config()
+
+    def _stats(self, _body: bytes) -> None:
+        self._json(self._srv.counters.snapshot())
+
+    def _reset_stats(self, _body: bytes) -> None:
+        self._srv.counters.reset()
+        self._json(self._srv.counters.snapshot())
+
+
+_CONTROL: dict[tuple[str, str], Callable[[EmulatorHandler, bytes], None]] = {
+    ("POST", "/_emulator/faults"): EmulatorHandler._inject,
+    ("DELETE", "/_emulator/faults"): EmulatorHandler._clear_faults,
+    ("POST", "/_emulator/revoke"): EmulatorHandler._revoke,
+    ("POST", "/_emulator/expire"): EmulatorHandler._expire,
+    ("GET", "/_emulator/config"): EmulatorHandler._show_config,
+    ("POST", "/_emulator/config"): EmulatorHandler._config,
+    ("GET", "/_emulator/stats"): EmulatorHandler._stats,
+    ("DELETE", "/_emulator/stats"): EmulatorHandler._reset_stats,
+}
+_KNOWN_PATHS = frozenset(path for _, path in (*_SPOTIFY, *_CONTROL))
