@@ -1,0 +1,440 @@
+"""The layer contract, read from the imports of every module in the package.
+
+Floors, lowest first: `errors` and `config`; `contract` and `core` (pure); `adapters` (one outside
+system each); `daemon`, `consumer`, `cli`; `dev` (loaded lazily by the `demo` and `emulator`
+commands). Every import counts: at the top, under `if TYPE_CHECKING:` and inside functions, and
+`from pkg import mod` counts as importing `pkg.mod`.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import mqtt_tokend
+
+PACKAGE_DIR = Path(mqtt_tokend.__file__).parent
+MAX_LINES = 400
+
+# The floors each floor may import from the package (the package root only holds `__version__`).
+FLOOR_MAY_IMPORT = {
+    "errors": {"errors"},
+    "config": {"errors", "config"},
+    "contract": {"errors", "config", "contract", "core"},
+    "core": {"errors", "config", "contract", "core"},
+    "adapters": {"errors", "config", "contract", "core", "adapters"},
+}
+FLOOR_MAY_NOT_IMPORT = {"daemon": {"cli", "dev"}}
+PURE_FLOORS = ("contract", "core")
+# Each of these outside libraries is imported by exactly one module.
+SOLE_IMPORTER = {"paho": "adapters.mqtt", "requests": "adapters.spotify"}
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import statement's target, as seen from the importing module."""
+
+    source: str  # importing module, dotted
+    target: str  # a package module (dotted) or the top-level name of an outside library
+    internal: bool
+    line: int
+    lazy: bool  # inside a function body
+    type_checking: bool  # under `if TYPE_CHECKING:`
+
+    def where(self, root: Path, package: str) -> str:
+        """`path:line imports target (how)` for failure messages."""
+        how = [
+            word
+            for word, flag in (
+                ("in a function", self.lazy),
+                ("under TYPE_CHECKING", self.type_checking),
+            )
+            if flag
+        ]
+        suffix = f" ({', '.join(how)})" if how else ""
+        return (
+            f"{module_path(root, package, self.source)}:{self.line} imports {self.target}{suffix}"
+        )
+
+
+def module_names(root: Path, package: str) -> dict[str, Path]:
+    """Every module of the package under `root`, by dotted name."""
+    names: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names[".".join([package, *parts])] = path
+    return names
+
+
+def module_path(root: Path, package: str, name: str) -> str:
+    """The file of a dotted module name, relative to the package's parent, for messages."""
+    return str(module_names(root, package)[name].relative_to(root.parent))
+
+
+class _ImportReader(ast.NodeVisitor):
+    """Collects every import of one module, noting whether it is lazy or TYPE_CHECKING-only."""
+
+    def __init__(self, source: str, is_package: bool, modules: set[str], package: str) -> None:
+        self.source = source
+        self.own_package = source if is_package else source.rpartition(".")[0]
+        self.modules = modules
+        self.package = package
+        self.found: list[Import] = []
+        self._functions = 0
+        self._type_checking = 0
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._functions += 1
+        self.generic_visit(node)
+        self._functions -= 1
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        guarded = (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        )
+        self._type_checking += guarded
+        for child in node.body:
+            self.visit(child)
+        self._type_checking -= guarded
+        for child in node.orelse:
+            self.visit(child)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._add(self._deepest_module(alias.name), node.lineno)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = node.module or ""
+        if node.level:
+            anchor = self.own_package.split(".")
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join([*anchor, base] if base else anchor)
+        for alias in node.names:
+            submodule = f"{base}.{alias.name}"
+            self._add(
+                submodule if submodule in self.modules else self._deepest_module(base), node.lineno
+            )
+
+    def _deepest_module(self, dotted: str) -> str:
+        parts = dotted.split(".")
+        while parts and ".".join(parts) not in self.modules:
+            parts.pop()
+        return ".".join(parts) if parts else dotted.split(".", maxsplit=1)[0]
+
+    def _add(self, target: str, line: int) -> None:
+        internal = target == self.package or target.startswith(self.package + ".")
+        self.found.append(
+            Import(
+                source=self.source,
+                target=target,
+                internal=internal,
+                line=line,
+                lazy=self._functions > 0,
+                type_checking=self._type_checking > 0,
+            )
+        )
+
+
+def read_imports(root: Path, package: str) -> list[Import]:
+    """Every import in every module of the package at `root`."""
+    names = module_names(root, package)
+    found: list[Import] = []
+    for name, path in names.items():
+        reader = _ImportReader(name, path.name == "__init__.py", set(names), package)
+        reader.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        found.extend(reader.found)
+    return found
+
+
+def floor(package: str, module: str) -> str:
+    """The floor of a module: the first name under the package (`root` for the package itself)."""
+    rest = module.removeprefix(package).lstrip(".")
+    return rest.split(".")[0] if rest else "root"
+
+
+# -- the checks: each returns one readable line per violation -------------------------------------
+
+
+def floor_violations(root: Path, package: str) -> list[str]:
+    """Imports that reach a floor the importing floor may not use."""
+    problems = []
+    for imp in read_imports(root, package):
+        if not imp.internal:
+            continue
+        source, target = floor(package, imp.source), floor(package, imp.target)
+        if target == "root":
+            continue  # the package root holds the version; importing it is the same for all
+        allowed = FLOOR_MAY_IMPORT.get(source)
+        if allowed is not None and target not in allowed:
+            problems.append(
+                f"{imp.where(root, package)}: {source} may import only {', '.join(sorted(allowed))}"
+            )
+        if target in FLOOR_MAY_NOT_IMPORT.get(source, set()):
+            problems.append(f"{imp.where(root, package)}: {source} may not import {target}")
+    return problems
+
+
+def dev_violations(root: Path, package: str) -> list[str]:
+    """`dev` is imported only by `dev` itself and, lazily (inside a function), by `cli`."""
+    problems = []
+    for imp in read_imports(root, package):
+        source = floor(package, imp.source)
+        if not imp.internal or floor(package, imp.target) != "dev" or source == "dev":
+            continue
+        if source != "cli":
+            problems.append(f"{imp.where(root, package)}: only cli may import dev")
+        elif not imp.lazy:
+            problems.append(f"{imp.where(root, package)}: cli must import dev inside the command")
+    return problems
+
+
+def outside_library_violations(root: Path, package: str) -> list[str]:
+    """Each of paho and requests is imported by exactly its one adapter, and by no other module."""
+    problems = []
+    imports = read_imports(root, package)
+    for library, sole in SOLE_IMPORTER.items():
+        expected = f"{package}.{sole}"
+        users = [imp for imp in imports if not imp.internal and imp.target == library]
+        problems.extend(
+            f"{imp.where(root, package)}: only {expected} may import {library}"
+            for imp in users
+            if imp.source != expected
+        )
+        if expected not in {imp.source for imp in users}:
+            problems.append(f"{expected} no longer imports {library}: update SOLE_IMPORTER")
+    return problems
+
+
+def purity_violations(root: Path, package: str) -> list[str]:
+    """Loading any contract or core module, parents included, never loads paho, requests or
+    a floor above the adapters (reads through every import, like the interpreter would)."""
+    imports = read_imports(root, package)
+    edges: dict[str, set[str]] = {}
+    for imp in imports:
+        edges.setdefault(imp.source, set()).add(imp.target)
+    modules = module_names(root, package)
+    problems = []
+    for start in sorted(modules):
+        if floor(package, start) not in PURE_FLOORS:
+            continue
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            parents = [name.rsplit(".", n)[0] for n in range(1, name.count(".") + 1)]
+            todo.extend([*edges.get(name, ()), *parents])
+        heavy = sorted(
+            name
+            for name in seen
+            if name in SOLE_IMPORTER
+            or (name in modules and floor(package, name) not in {*FLOOR_MAY_IMPORT["core"], "root"})
+        )
+        if heavy:
+            problems.append(f"importing {start} loads {', '.join(heavy)}")
+    return problems
+
+
+def import_cycles(root: Path, package: str) -> list[str]:
+    """Every cycle between package modules, one per strongly connected group, with the lines."""
+    edges: dict[str, dict[str, Import]] = {}
+    for imp in read_imports(root, package):
+        if imp.internal and imp.target != imp.source:
+            edges.setdefault(imp.source, {}).setdefault(imp.target, imp)
+    problems = []
+    for group in _strongly_connected(edges):
+        if len(group) < 2:
+            continue
+        path = _cycle_through(min(group), group, edges)
+        steps = [edges[a][b].where(root, package) for a, b in itertools.pairwise(path)]
+        problems.append("cycle " + " -> ".join(path) + ":\n    " + "\n    ".join(steps))
+    return problems
+
+
+def _strongly_connected(edges: dict[str, dict[str, Import]]) -> list[set[str]]:
+    """Tarjan's algorithm, iterative so deep packages cannot hit the recursion limit."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for start in sorted(edges):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges.get(start, {}))))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, {})))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                groups.append(group)
+    return groups
+
+
+def _cycle_through(start: str, group: set[str], edges: dict[str, dict[str, Import]]) -> list[str]:
+    """The shortest path from `start` back to itself inside one strongly connected group."""
+    paths = [[start]]
+    seen = {start}
+    while paths:
+        path = paths.pop(0)
+        for nxt in sorted(edges.get(path[-1], {})):
+            if nxt == start:
+                return [*path, start]
+            if nxt in group and nxt not in seen:
+                seen.add(nxt)
+                paths.append([*path, nxt])
+    raise AssertionError(f"no cycle through {start}")  # a group of 2+ always has one
+
+
+def oversized_modules(root: Path, package: str) -> list[str]:
+    """Modules over MAX_LINES lines."""
+    problems = []
+    for path in module_names(root, package).values():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_LINES:
+            problems.append(
+                f"{path.relative_to(root.parent)} has {lines} lines (at most {MAX_LINES})"
+            )
+    return problems
+
+
+# -- the contract, on the real package ------------------------------------------------------------
+
+CHECKS = {
+    "floors": floor_violations,
+    "dev-only-lazily-from-cli": dev_violations,
+    "one-module-per-outside-library": outside_library_violations,
+    "contract-and-core-load-nothing-heavy": purity_violations,
+    "no-cycles": import_cycles,
+    "module-size": oversized_modules,
+}
+
+
+@pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
+def test_the_package_keeps_the_layer_contract(check: object) -> None:
+    """Each rule holds over mqtt_tokend/; a failure lists every offending import with its line."""
+    assert callable(check)
+    problems = check(PACKAGE_DIR, "mqtt_tokend")
+    assert not problems, "\n" + "\n".join(problems)
+
+
+def test_the_reader_sees_the_real_package() -> None:
+    """The checks are not vacuous: the reader finds the package's modules and known imports."""
+    imports = read_imports(PACKAGE_DIR, "mqtt_tokend")
+    seen = {(imp.source, imp.target) for imp in imports}
+    assert ("mqtt_tokend.adapters.mqtt", "paho") in seen
+    assert ("mqtt_tokend.adapters.spotify", "requests") in seen
+    assert ("mqtt_tokend.daemon.wiring", "mqtt_tokend.adapters.crypto") in seen
+    assert len(module_names(PACKAGE_DIR, "mqtt_tokend")) > 30
+
+
+# -- the checker itself, on a small fake package --------------------------------------------------
+
+
+def _fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "fakepkg"
+    for name, text in {"__init__.py": "", **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in path.relative_to(root).parents:
+            (root / parent / "__init__.py").touch()
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def test_the_checker_reports_a_cycle_behind_type_checking_and_paho_in_contract(
+    tmp_path: Path,
+) -> None:
+    """A cycle hidden under TYPE_CHECKING, paho in contract and a lazy upward import all show."""
+    root = _fake_package(
+        tmp_path,
+        {
+            "contract/topics.py": "import paho.mqtt.client as paho\n",
+            "daemon/agent.py": "from fakepkg.daemon import answers\n",
+            "daemon/answers.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n"
+                "    from fakepkg.daemon.agent import Agent\n"
+            ),
+            "core/timing.py": "def later():\n    from ..adapters import spotify\n",
+            "adapters/spotify.py": "import requests\n",
+            "adapters/mqtt.py": "import paho\n",
+        },
+    )
+
+    cycles = import_cycles(root, "fakepkg")
+    assert len(cycles) == 1
+    assert "fakepkg.daemon.agent -> fakepkg.daemon.answers -> fakepkg.daemon.agent" in cycles[0]
+    assert (
+        "fakepkg/daemon/answers.py:3 imports fakepkg.daemon.agent (under TYPE_CHECKING)"
+        in (cycles[0])
+    )
+
+    assert outside_library_violations(root, "fakepkg") == [
+        "fakepkg/contract/topics.py:1 imports paho: only fakepkg.adapters.mqtt may import paho"
+    ]
+    assert floor_violations(root, "fakepkg") == [
+        "fakepkg/core/timing.py:2 imports fakepkg.adapters.spotify (in a function): "
+        "core may import only config, contract, core, errors"
+    ]
+    assert purity_violations(root, "fakepkg") == [
+        "importing fakepkg.contract.topics loads paho",
+        "importing fakepkg.core.timing loads fakepkg.adapters, fakepkg.adapters.spotify, requests",
+    ]
+
+
+def test_the_checker_passes_a_clean_package_and_flags_eager_dev_and_size(tmp_path: Path) -> None:
+    """A clean layout passes; dev imported at the top of cli, or a long module, does not."""
+    root = _fake_package(
+        tmp_path,
+        {
+            "adapters/mqtt.py": "import paho\nfrom fakepkg.contract import topics\n",
+            "adapters/spotify.py": "import requests\n",
+            "contract/topics.py": "from fakepkg import errors\n",
+            "errors.py": "",
+            "cli/main.py": "def demo():\n    from fakepkg.dev import demo\n",
+            "dev/demo.py": "from fakepkg.adapters import mqtt\n",
+        },
+    )
+    for check in CHECKS.values():
+        assert check(root, "fakepkg") == []
+
+    (root / "cli/main.py").write_text("from fakepkg.dev import demo\n" + "\n" * MAX_LINES)
+    assert dev_violations(root, "fakepkg") == [
+        "fakepkg/cli/main.py:1 imports fakepkg.dev.demo: cli must import dev inside the command"
+    ]
+    assert oversized_modules(root, "fakepkg") == [
+        f"fakepkg/cli/main.py has {MAX_LINES + 1} lines (at most {MAX_LINES})"
+    ]
