@@ -22,11 +22,10 @@ from mqtt_tokend.dev.emulator.accounts import (
     oauth_error,
 )
 from mqtt_tokend.dev.emulator.faults import Fault
+from mqtt_tokend.dev.emulator.httpd import EmulatorServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-
-    from mqtt_tokend.dev.emulator.server import EmulatorServer
 
 _LOG = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     @property
     def _srv(self) -> EmulatorServer:
-        return cast("EmulatorServer", self.server)
+        return cast(EmulatorServer, self.server)
 
     def setup(self) -> None:
         """Register the connection so stop() can cut it."""
