@@ -15,30 +15,32 @@ from tests.integration.watch import Seen, Watcher
 
 
 class KeyRing:
-    """Every Fernet key a key file has held during a test (the agent's file may rotate)."""
+    """Every Fernet key a key file has held during a test (the agent's file may rotate).
+
+    The ring learns a key only by reading the file while it holds that key. The checker reads it
+    on every token message, but on its own subscriber's thread: a test that replaces the file as
+    soon as its own subscriber sees a token can win that race, so such a test calls
+    `ContractChecker.remember_keys()` first. Every look reads the file: a cached (mtime, size)
+    signature missed a replacement, as keys have one size and a new file can reuse the inode and
+    the timestamp tick.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._seen: tuple[int, int] | None = None
         self._keys: list[bytes] = []
 
     def refresh(self) -> None:
-        """Read the file again if it changed since the last look."""
+        """Add the keys the file holds now."""
         try:
-            stat = self.path.stat()
-            signature = (stat.st_mtime_ns, stat.st_size)
-            with self._lock:
-                if signature == self._seen:
-                    return
-                lines = self.path.read_text(encoding="ascii").split()
-                self._seen = signature
-                for line in lines:
-                    key = line.encode()
-                    if not line.startswith("#") and key not in self._keys:
-                        self._keys.append(key)
+            lines = self.path.read_text(encoding="ascii").split()
         except (OSError, UnicodeDecodeError):
             return  # not there yet, or replaced right now: the next look sees it
+        with self._lock:
+            for line in lines:
+                key = line.encode()
+                if not line.startswith("#") and key not in self._keys:
+                    self._keys.append(key)
 
     def decrypt(self, token: bytes) -> bytes:
         """Decrypt with any key seen so far."""
@@ -73,6 +75,11 @@ class ContractChecker:
     def _seen(self, message: Seen) -> None:
         if message.topic in self._token_topics:
             self.keys.refresh()  # the key file as it is now: a rotation must not go unseen
+
+    def remember_keys(self) -> None:
+        """Read the key file now: call it before a test replaces the file, so the tokens
+        already published with the old key can still be checked at the end."""
+        self.keys.refresh()
 
     def allow(self, topic: str) -> None:
         """Let a test's deliberate off-contract topic pass (say why where you call it)."""

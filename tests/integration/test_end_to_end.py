@@ -15,6 +15,7 @@ from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import SpotifyEmulator
+from tests.integration.checker import ContractChecker
 from tests.integration.conftest import CLI, AgentProcess, approve, cli, login
 from tests.integration.helpers import healthy, me_status, mosquitto_pub
 from tests.integration.watch import Seen, Watcher, wait_until
@@ -220,7 +221,7 @@ def test_pkce_rotation_survives_kill_9_without_a_new_login(
     try:
         wait_until(lambda: emulator.calls("refresh_token") >= 3, timeout=20, what="rotations")
         # Kill right after a rotation landed, not during one: a refresh token that Spotify
-        # rotated while the agent was dying is gone for good (SPEC §1), whatever the agent does.
+        # rotated while the agent was dying is gone for good, whatever the agent does.
         landed = len(watcher.on(topics.token))
         wait_until(lambda: len(watcher.on(topics.token)) > landed, timeout=10, what="a rotation")
         agent.kill9()
@@ -351,9 +352,10 @@ def test_corrupt_token_files_are_reported_and_kept(
 
 
 def test_get_token_with_the_wrong_key_is_a_clear_error(
-    agent: AgentProcess, watcher: Watcher, base_topic: str
+    agent: AgentProcess, watcher: Watcher, base_topic: str, contract: ContractChecker
 ) -> None:
     watcher.wait_for(Topics(base_topic).token)
+    contract.remember_keys()  # the token on the broker stays checkable after the key is replaced
     key = agent.config.parent / "fernet.key"
     key.unlink()
     assert cli(agent.config, "keygen").returncode == 0
