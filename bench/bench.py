@@ -4,7 +4,7 @@
 
 Starts the Spotify emulator, a private Mosquitto (`set_tcp_nodelay true`) unless
 --stock-broker uses the one on 127.0.0.1:1883, logs in with the real `auth` command and runs
-the real agent as a subprocess. Figures, each beside its SPEC §8 target: cold start to the
+the real agent as a subprocess. Figures, each beside its target: cold start to the
 first retained token; `request/refresh` to the new retained token at a subscriber (p50, p99);
 the same to all of 50 subscribers (fan-out); Spotify calls for a burst of 1,000 refresh
 requests; `get-token` wall time; resident memory and CPU after an idle spell; and the
@@ -163,7 +163,7 @@ def print_table(
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {load_start} at start ({loadavg()} at the end), {broker}\n"
     )
-    header = ("figure", "measured", "SPEC §8 target")
+    header = ("figure", "measured", "target")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

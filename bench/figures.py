@@ -1,7 +1,7 @@
 """The agent's own figures: cold start, refresh latency, fan-out, burst, get-token, idle cost.
 
 Each function takes a running rig, measures one thing and returns table rows
-`(figure, measured, SPEC §8 target)`.
+`(figure, measured, target)`.
 """
 
 from __future__ import annotations

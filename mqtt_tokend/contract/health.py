@@ -11,7 +11,7 @@ from mqtt_tokend import __version__
 
 
 class State(StrEnum):
-    """Health `state` values (SPEC §4)."""
+    """Health `state` values, as the health topic documents them in topics/."""
 
     STARTING = "starting"
     OK = "ok"

@@ -1,7 +1,7 @@
 """Crash consistency: kill -9 at each step of a refresh, restart, and the session goes on.
 
 With PKCE rotation a refresh token exists only in Spotify's answer until it is written; a
-crash between the two loses it by Spotify's design (SPEC §1). Every later step must leave
+crash between the two loses it by Spotify's design. Every later step must leave
 the newest refresh token on disk. Since 2026-06-18 Spotify no longer rotates, and then even
 a crash right after the answer loses nothing.
 """

@@ -157,7 +157,7 @@ def kill_safely(
     """kill -9, except in the instant between Spotify's answer and the disk write.
 
     In that instant the rotated refresh token exists only in the dying process: losing it
-    is Spotify's single-use design (SPEC §1), not something an agent can prevent. The agent
+    is Spotify's single-use design, not something an agent can prevent. The agent
     is frozen (SIGSTOP) to look; if the token on disk is not the live one, it is let go.
     """
     process = supervisor.process
