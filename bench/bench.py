@@ -1,13 +1,15 @@
 """Benchmark of the running agent on loopback: prints one markdown table of measured figures.
 
     .venv/bin/python bench/bench.py [--quick] [--idle 60] [--stock-broker] [--no-baseline]
+    .venv/bin/python bench/bench.py --only imports    # start-up cost alone, in under a minute
 
 Starts the Spotify emulator, a private Mosquitto (`set_tcp_nodelay true`) unless
 --stock-broker uses the one on 127.0.0.1:1883, logs in with the real `auth` command and runs
 the real agent as a subprocess. Figures, each beside its target: cold start to the
 first retained token; `request/refresh` to the new retained token at a subscriber (p50, p99);
 the same to all of 50 subscribers (fan-out); Spotify calls for a burst of 1,000 refresh
-requests; `get-token` wall time; resident memory and CPU after an idle spell; and the
+requests; `get-token` wall time; the import time and memory of `get-token` and of the agent
+(`startup`); resident memory and CPU after an idle spell; and the
 baseline users have today (spotipy in N processes: one shared cache file, a login each, or
 copies of one login) beside the agent with N consumers, over simulated hours (see
 `baseline`; `pip install -r bench/requirements.txt`). --quick is a short run.
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 import figures
+import startup
 from baseline import HOUR, MODES, ours, spotipy_baseline
 from harness import Rig, Watch, loadavg
 
@@ -34,13 +37,33 @@ from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 
 Row = tuple[str, str, str]
-FULL = {"refreshes": 200, "fanout_runs": 100, "get_token_runs": 10, "idle": 60.0, "hours": 20.0}
-QUICK = {"refreshes": 50, "fanout_runs": 20, "get_token_runs": 5, "idle": 10.0, "hours": 5.0}
+FULL = {
+    "refreshes": 200,
+    "fanout_runs": 100,
+    "get_token_runs": 10,
+    "startup_runs": 10,
+    "idle": 60.0,
+    "hours": 20.0,
+}
+QUICK = {
+    "refreshes": 50,
+    "fanout_runs": 20,
+    "get_token_runs": 5,
+    "startup_runs": 5,
+    "idle": 10.0,
+    "hours": 5.0,
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run: fewer repetitions")
+    parser.add_argument(
+        "--only",
+        choices=["imports"],
+        help="imports: only get-token's and the agent's import time and memory (no baseline)",
+    )
+    parser.add_argument("--startup-runs", type=int, help="runs per start-up figure (10; quick 5)")
     parser.add_argument("--refreshes", type=int, help="refresh-latency runs (200; quick 50)")
     parser.add_argument("--fanout-subscribers", type=int, default=50)
     parser.add_argument("--fanout-processes", type=int, default=5, help="they are spread over")
@@ -68,7 +91,9 @@ def parse_args() -> argparse.Namespace:
     )
     args = parser.parse_args()
     defaults = QUICK if args.quick else FULL
-    for key in ("refreshes", "fanout_runs", "get_token_runs", "idle"):
+    if args.only:
+        args.no_baseline = True
+    for key in ("refreshes", "fanout_runs", "get_token_runs", "startup_runs", "idle"):
         if getattr(args, key) is None:
             setattr(args, key, defaults[key])
     if args.baseline_hours is None:
@@ -95,12 +120,19 @@ def agent_figures(args: argparse.Namespace, work: Path, host: str, port: int) ->
         watch = Watch(host, port, rig.topic("token"))
         try:
             rows += figures.cold_start(rig, watch)
+            if args.only == "imports":
+                rows += figures.get_token(rig, args.get_token_runs)
+                rows += startup.get_token(rig, args.startup_runs)
+                rows += startup.agent(rig, watch, args.startup_runs)
+                return rows
             rows += figures.refresh_latency(rig, watch, args.refreshes, target=target)
             rows += figures.fanout(
                 rig, watch, args.fanout_subscribers, args.fanout_processes, args.fanout_runs
             )
             rows += figures.burst(rig, watch, emulator, 1000)
             rows += figures.get_token(rig, args.get_token_runs)
+            rows += startup.get_token(rig, args.startup_runs)
+            rows += startup.agent(rig, watch, args.startup_runs)  # leaves an agent running
             if args.idle > 0:
                 rows += figures.idle(rig, args.idle)
         finally:
@@ -159,7 +191,7 @@ def print_table(
         else "private Mosquitto with set_tcp_nodelay true"
     )
     print(
-        f"\nmqtt-tokend benchmark ({'quick' if args.quick else 'full'}): "
+        f"\nmqtt-tokend benchmark ({args.only or ('quick' if args.quick else 'full')}): "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {load_start} at start ({loadavg()} at the end), {broker}\n"
     )

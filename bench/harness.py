@@ -149,11 +149,11 @@ class Rig:
                 text = text.replace("[agent]\n", f"[agent]\n{key} = {value:g}\n")
         self.config.write_text(text)
 
-    def start_agent(self) -> subprocess.Popen[bytes]:
-        """`mqtt-tokend run` in the background."""
+    def start_agent(self, *, python_flags: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """`mqtt-tokend run` in the background (`python_flags` go to the interpreter)."""
         self.stop_agent()
         self.process = subprocess.Popen(
-            [*CLI, "--config", str(self.config), "run"],
+            [CLI[0], *python_flags, *CLI[1:], "--config", str(self.config), "run"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=(self.config.parent / "agent.log").open("ab"),
