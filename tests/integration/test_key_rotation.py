@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from mqtt_tokend.adapters.crypto import TokenCipher, read_key_file
 from mqtt_tokend.consumer import TokenConsumer
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import SpotifyEmulator
+from tests.integration.checker import KeyRing
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.helpers import Changes, healthy, me_status
 from tests.integration.watch import Watcher, wait_until
@@ -120,3 +123,22 @@ def test_rotate_key_without_an_agent_still_rotates_and_says_so(config_file: Path
     assert "added a new primary key" in result.stdout
     assert "did not answer" in result.stderr and "at its next check" in result.stderr
     assert read_key_file(config_file.parent / "fernet.key")[1:] == before
+
+
+def test_the_contract_checker_keeps_a_key_replaced_by_one_of_the_same_size_and_time(
+    tmp_path: Path,
+) -> None:
+    """A new key file can match the old one's size, mtime and even inode: the ring still
+    learns the new key and keeps the old one, so both tokens stay checkable at the end."""
+    key_file = tmp_path / "fernet.key"
+    old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
+    key_file.write_bytes(old_key + b"\n")
+    stamp = key_file.stat().st_mtime_ns
+    ring = KeyRing(key_file)
+    ring.refresh()
+    key_file.write_bytes(new_key + b"\n")  # what keygen leaves: one key, one size
+    os.utime(key_file, ns=(stamp, stamp))  # and within one timestamp tick
+    ring.refresh()
+
+    for key in (old_key, new_key):
+        assert ring.decrypt(Fernet(key).encrypt(b'{"a": 1}')) == b'{"a": 1}'
