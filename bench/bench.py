@@ -193,7 +193,8 @@ def print_table(
     print(
         f"\nmqtt-tokend benchmark ({args.only or ('quick' if args.quick else 'full')}): "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"load average {load_start} at start ({loadavg()} at the end), {broker}\n"
+        f"load average {load_start} at start ({loadavg()} at the end), {broker}, "
+        f"bytecode cache {'off (PYTHONDONTWRITEBYTECODE)' if sys.dont_write_bytecode else 'on'}\n"
     )
     header = ("figure", "measured", "target")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
