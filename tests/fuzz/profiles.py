@@ -28,8 +28,14 @@ DEEP_EXAMPLES = 2000
 # Big generated payloads and file trees are the point here, not a slow strategy.
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 
+# No deadline: a per-example time limit is a timed test, and fails on a loaded CI machine.
 settings.register_profile(
-    CI_PROFILE, derandomize=True, database=None, print_blob=True, suppress_health_check=_QUIET
+    CI_PROFILE,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=_QUIET,
 )
 settings.register_profile(
     DEEP_PROFILE,

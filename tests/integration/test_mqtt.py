@@ -222,7 +222,6 @@ def test_a_burst_of_1000_refresh_requests_costs_at_most_two_spotify_calls(
         f"\nburst: {BURST} refresh requests sent in {sent_in:.3f} s, all answered in "
         f"{answered_in:.3f} s, {calls} Spotify call(s)"
     )
-    assert sent_in < 1.0, f"the burst took {sent_in:.2f} s to send"
     assert calls <= 2
     answers = watcher.on(topics.response("refresh"))
     assert {m.json()["transaction"] for m in answers} == set(range(BURST))
