@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -14,9 +13,10 @@ from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
+from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.errors import BrokerError, InputError, StoreError
 
 
@@ -95,22 +95,13 @@ def read_published(config: Config, *, timeout: float) -> tuple[dict[str, Any] | 
     topics = Topics(config.mqtt.base_topic)
     with oneshot(config.mqtt, timeout=timeout, purpose="status") as session:
         retained = session.retained([topics.health, topics.availability], timeout=timeout)
-    health = _json_object(retained.get(topics.health))
-    availability = retained.get(topics.availability)
-    online = (
-        None if availability is None else availability.payload.decode(errors="replace") == ONLINE
+    return wire.json_object(_payload(retained.get(topics.health))), wire.availability(
+        _payload(retained.get(topics.availability))
     )
-    return health, online
 
 
-def _json_object(message: Message | None) -> dict[str, Any] | None:
-    if message is None or not message.payload:
-        return None
-    try:
-        value = json.loads(message.payload)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+def _payload(message: Message | None) -> bytes | None:
+    return None if message is None else message.payload
 
 
 def _local_status(config: Config) -> dict[str, Any] | None:
@@ -198,16 +189,15 @@ def format_status(health: dict[str, Any], *, online: bool | None, now: float) ->
 def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
     """Send `<base>/request/<verb>` and return the matching response body."""
     topics = Topics(config.mqtt.base_topic)
-    transaction = uuid.uuid4().hex
+    transaction = wire.new_transaction()
     response_topic = topics.response(verb)
 
     def mine(message: Message) -> bool:
-        body = _json_object(message)
-        return body is not None and body.get("transaction") == transaction
+        return wire.answer_to(message.payload, transaction) is not None
 
     with oneshot(config.mqtt, timeout=timeout, purpose=verb) as session:
         session.subscribe([response_topic], timeout=timeout)
-        session.publish(topics.request(verb), json.dumps({"transaction": transaction}))
+        session.publish(topics.request(verb), wire.request_body(transaction))
         try:
             answer = session.wait_for(response_topic, mine, timeout=timeout)
         except BrokerError:
@@ -215,8 +205,7 @@ def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
                 f"the agent did not answer on {response_topic} within {timeout:g} s: is it "
                 "running? (`systemctl status lofi-pi-token-manager`)"
             ) from None
-    body = _json_object(answer)
-    return body or {}
+    return wire.answer_to(answer.payload, transaction) or {}
 
 
 def refresh(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
@@ -305,19 +294,18 @@ def rotate_key(
 def _republish(config: Config, cipher: TokenCipher, *, timeout: float) -> bool:
     """Wake the agent with `request/check`; True once the retained token uses the new key."""
     topics = Topics(config.mqtt.base_topic)
-    transaction = uuid.uuid4().hex
+    transaction = wire.new_transaction()
 
     def answered(message: Message) -> bool:
-        body = _json_object(message)
-        return body is not None and body.get("transaction") == transaction
+        return wire.answer_to(message.payload, transaction) is not None
 
     def new_key(message: Message) -> bool:
         return not message.payload or cipher.is_primary(message.payload)
 
     with oneshot(config.mqtt, timeout=timeout, purpose="rotate-key") as session:
         session.subscribe([topics.token, topics.response("check")], timeout=timeout)
-        body = {"transaction": transaction, "reason": "key rotated"}
-        session.publish(topics.request("check"), json.dumps(body))
+        body = wire.request_body(transaction, reason="key rotated")
+        session.publish(topics.request("check"), body)
         try:
             session.wait_for(topics.response("check"), answered, timeout=timeout)
         except BrokerError:

@@ -135,7 +135,7 @@ def cmd_get_token(args: argparse.Namespace) -> int:
     config = _load(args)
     setup_logging(args.log_level or "WARNING")
     token = fetch_token(config, app=args.app, timeout=args.timeout)
-    print(json.dumps(token) if args.json else token["access_token"])
+    print(json.dumps(token.plaintext()) if args.json else token.access_token)
     return 0
 
 

@@ -38,10 +38,10 @@ from mqtt_tokend.adapters.store import (
     write_json,
 )
 from mqtt_tokend.config import AlertsConfig, Config
-from mqtt_tokend.contract import notices
+from mqtt_tokend.contract import notices, wire
 from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
 from mqtt_tokend.contract.notices import Alert
-from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.errors import BrokerError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -219,14 +219,6 @@ def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool
 # ---- the edges ----------------------------------------------------------------------------
 
 
-def _json_object(payload: bytes | None) -> dict[str, Any] | None:
-    try:
-        value = json.loads(payload) if payload else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _status_file(config: Config) -> tuple[dict[str, Any] | None, str]:
     path = config.agent.state_dir / STATUS_FILE
     try:
@@ -247,10 +239,9 @@ def observe(config: Config, *, timeout: float) -> Observation:
         note = f"{err}; " + (problem or "judged from the agent's status file")
         return Observation(health, None, broker_reachable=False, note=_one_line(note))
     availability = retained.get(topics.availability)
-    said = availability.payload.decode(errors="replace") if availability else None
-    online = {ONLINE: True, OFFLINE: False}.get(said or "")
+    online = wire.availability(availability.payload if availability else None)
     record = retained.get(topics.health)
-    health = _json_object(record.payload if record else None)
+    health = wire.json_object(record.payload if record else None)
     if health is not None:
         return Observation(health, online, broker_reachable=True)
     # A broker restarted without persistence forgets everything retained: ask the file.

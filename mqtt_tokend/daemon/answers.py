@@ -10,7 +10,8 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import REQUEST_VERBS
-from mqtt_tokend.daemon.inbox import Request, RequestError, parse_request
+from mqtt_tokend.contract.wire import RequestError, parse_request
+from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.errors import TokendError
 
 if TYPE_CHECKING:
