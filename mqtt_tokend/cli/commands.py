@@ -17,6 +17,7 @@ from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wording import span, user_name
 from mqtt_tokend.errors import BrokerError, InputError, StoreError
 
 
@@ -74,7 +75,7 @@ def authorize(
         auth.clear_pending(store)
     finally:
         spotify.close()
-    who = profile.get("display_name") or profile.get("id") or "an unknown user"
+    who = user_name(profile) or "an unknown user"
     print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
     print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
     return 0
@@ -140,19 +141,8 @@ def _when(value: Any, now: float) -> str:
         return "-"
     stamp = datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
     delta = value - now
-    rel = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+    rel = f"in {span(delta)}" if delta >= 0 else f"{span(-delta)} ago"
     return f"{stamp} ({rel})"
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
 
 
 def format_status(health: dict[str, Any], *, online: bool | None, now: float) -> str:
@@ -325,17 +315,13 @@ def homeassistant_discovery(
     from mqtt_tokend.contract import homeassistant
 
     ha, base = config.homeassistant, config.mqtt.base_topic
-    if remove:
-        messages = homeassistant.removal_messages(
-            base_topic=base, discovery_prefix=ha.discovery_prefix
-        )
-    else:
-        messages = homeassistant.discovery_messages(
-            base_topic=base,
-            discovery_prefix=ha.discovery_prefix,
-            version=__version__,
-            expire_after=homeassistant.expire_after_for(config.agent.check_interval),
-        )
+    messages = homeassistant.device_messages(
+        enabled=not remove,
+        base_topic=base,
+        discovery_prefix=ha.discovery_prefix,
+        version=__version__,
+        check_interval=config.agent.check_interval,
+    )
     with oneshot(config.mqtt, timeout=timeout, purpose="discovery") as session:
         for topic, payload in messages:
             session.publish(topic, payload, retain=True, timeout=timeout)

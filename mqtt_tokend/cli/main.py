@@ -58,6 +58,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`run`: the agent in the foreground."""
+    from mqtt_tokend.adapters.store import LOG_FILE
     from mqtt_tokend.daemon.wiring import serve
 
     config = _load(args)
@@ -65,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     state_dir = config.agent.state_dir
     log_file = None
     if state_dir.is_dir() and os.access(state_dir, os.W_OK):
-        log_file = state_dir / "auto_token.log"
+        log_file = state_dir / LOG_FILE
     setup_logging(args.log_level or config.agent.log_level, log_file=log_file)
     return serve(config)
 
