@@ -263,3 +263,22 @@ def test_the_readme_example_is_short_and_uses_the_real_api() -> None:
         name for name, value in vars(Token).items() if isinstance(value, property)
     }
     assert {"authorization", "expires_at"} <= used & on_token
+
+
+def test_the_package_exports_the_consumer_api_lazily() -> None:
+    code = (
+        "import sys, mqtt_tokend\n"
+        "heavy = ('paho', 'cryptography', 'requests', 'mqtt_tokend.consumer')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from mqtt_tokend import Token, TokenConsumer, TokendError, fetch_token\n"
+        "import mqtt_tokend.consumer as c, mqtt_tokend.errors as e\n"
+        "print(TokenConsumer is c.TokenConsumer and fetch_token is c.fetch_token"
+        " and Token is c.Token and TokendError is e.TokendError)\n"
+        "print(sorted(mqtt_tokend.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "[]",
+        "True",
+        "['Token', 'TokenConsumer', 'TokendError', 'fetch_token']",
+    ]
