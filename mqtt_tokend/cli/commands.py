@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from mqtt_tokend.adapters import login as auth
+from mqtt_tokend.adapters import login
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore
@@ -43,16 +43,16 @@ def authorize(
     store.ensure_dir()
     spotify = make_spotify(config)
     try:
-        pending = auth.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        pending = login.load_pending(store, cipher, now=time.time()) if redirect_url else None
         if pending is None:
-            pending = auth.begin(spotify, config.spotify, now=time.time())
-            auth.save_pending(store, cipher, pending)
+            pending = login.begin(spotify, config.spotify, now=time.time())
+            login.save_pending(store, cipher, pending)
             print("Open this URL on any device with a browser and approve access:", file=err)
             print(pending.url, file=out, flush=True)
         if redirect_url is not None:
             pasted = redirect_url
         elif listen:
-            pasted = auth.listen_for_redirect(
+            pasted = login.listen_for_redirect(
                 pending.redirect_uri,
                 timeout=timeout,
                 on_ready=lambda where: _tunnel_hint(where, err),
@@ -70,9 +70,9 @@ def authorize(
                     "no redirect URL was given; finish this login later with "
                     "`mqtt-tokend auth --redirect-url 'URL'`"
                 )
-        code = auth.code_from_redirect(pasted, expected_state=pending.state)
-        profile = auth.complete(pending, code, spotify=spotify, store=store)
-        auth.clear_pending(store)
+        code = login.code_from_redirect(pasted, expected_state=pending.state)
+        profile = login.complete(pending, code, spotify=spotify, store=store)
+        login.clear_pending(store)
     finally:
         spotify.close()
     who = user_name(profile) or "an unknown user"
