@@ -39,7 +39,7 @@ def _setting(default: Any = MISSING, kind: str = "string", **rules: Any) -> Any:
     return field(default=default, repr=kind != "secret", metadata={"kind": kind, **rules})
 
 
-PORT = {"low": 1, "high": 65535}
+_PORT = {"low": 1, "high": 65535}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class MqttConfig:
     """The broker connection and the topic tree the agent owns."""
 
     host: str = _setting("127.0.0.1", strip=True, nonempty=True)
-    port: int = _setting(1883, "integer", **PORT)
+    port: int = _setting(1883, "integer", **_PORT)
     username: str = _setting("")
     password: str = _setting("", "secret", env=MQTT_PASSWORD_ENV)
     tls: bool = _setting(False, "boolean")
@@ -77,7 +77,7 @@ class MqttConfig:
     base_topic: str = _setting("lofi/spotify", "topic")
     protocol: int = _setting(5, "choice", choices=(5, 3), expected="5 (MQTT 5) or 3 (MQTT 3.1.1)")
     client_id: str = _setting("")
-    keepalive: int = _setting(30, "integer", **PORT)
+    keepalive: int = _setting(30, "integer", **_PORT)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class AlertsConfig:
     email_to: tuple[str, ...] = _setting((), "addresses")
     email_from: str = _setting("")
     smtp_host: str = _setting("localhost")
-    smtp_port: int = _setting(25, "integer", **PORT)
+    smtp_port: int = _setting(25, "integer", **_PORT)
     smtp_username: str = _setting("")
     smtp_password: str = _setting("", "secret", env=SMTP_PASSWORD_ENV)
     smtp_starttls: bool = _setting(False, "boolean")

@@ -45,6 +45,7 @@ def _is_finite(value: Any) -> bool:
 
 
 def is_file(path: Path) -> bool:
+    """True when `path` is a regular file; False for anything else, or a path it cannot test."""
     try:
         return path.is_file()
     except OSError:  # a name too long for the file system, say
