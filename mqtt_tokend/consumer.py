@@ -11,99 +11,38 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.files import signature
 from mqtt_tokend.adapters.mqtt import MqttLink, describe, oneshot
 from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import TOKEN_KIND_USER, Topics, rejected_request, token_sha256
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wire import Token, new_transaction, rejected_request, usable
 from mqtt_tokend.errors import BrokerError, CryptoError, TokendError
+
+__all__ = ["Token", "TokenConsumer", "decode_token", "fetch_token", "usable"]
 
 _LOG = logging.getLogger(__name__)
 
-EXPIRY_MARGIN = 5.0  # a token this close to expiry is not handed out (or a quarter of its life)
 
-
-def usable(expires_at: float, issued_at: float | None, *, now: float) -> bool:
-    """True while a token is worth handing out: not expired, nor within the margin of it."""
-    lifetime = expires_at - issued_at if issued_at is not None else 0.0
-    return expires_at - min(EXPIRY_MARGIN, max(lifetime, 0.0) / 4) > now
-
-
-def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> dict[str, Any] | None:
-    """The token object inside a retained payload; None when it is expired or cleared.
+def decode_token(cipher: TokenCipher, payload: bytes, *, now: float) -> Token | None:
+    """The usable token inside a retained payload; None when it is expired or cleared.
 
     Raises CryptoError when the payload does not decrypt or is not a token.
     """
     if not payload:
         return None
-    plain = cipher.decrypt_json(payload)
-    token = Token.from_plaintext(plain)  # the one place that says what a token object is
-    return plain if usable(token.expires_at, token.issued_at, now=now) else None
-
-
-def _seconds(value: Any) -> float | None:
-    """A Unix time from JSON, or None when it is not one a float can hold."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
-
-
-@dataclass(frozen=True)
-class Token:
-    """An access token taken from the broker (times in Unix seconds)."""
-
-    access_token: str = field(repr=False)
-    expires_at: float
-    issued_at: float
-    scope: str = ""
-    kind: str = TOKEN_KIND_USER
-    token_type: str = "Bearer"
-
-    @classmethod
-    def from_plaintext(cls, value: dict[str, Any]) -> Token:
-        """The token in a decrypted payload; CryptoError when it is not a token object."""
-        access, expires_at = value.get("access_token"), _seconds(value.get("expires_at"))
-        if not isinstance(access, str) or not access or expires_at is None:
-            raise CryptoError("the decrypted payload is not a token object")
-        issued_at = _seconds(value.get("issued_at"))
-        if issued_at is None and value.get("issued_at") is not None:
-            raise CryptoError("the decrypted payload is not a token object (issued_at)")
-        return cls(
-            access_token=access,
-            expires_at=expires_at,
-            issued_at=expires_at if issued_at is None else issued_at,
-            scope=str(value.get("scope") or ""),
-            kind=str(value.get("kind") or TOKEN_KIND_USER),
-            token_type=str(value.get("token_type") or "Bearer"),
-        )
-
-    @property
-    def authorization(self) -> str:
-        """The value of an HTTP `Authorization` header."""
-        return f"{self.token_type} {self.access_token}"
-
-    @property
-    def sha256(self) -> str:
-        """The hex SHA-256 by which the agent knows this token."""
-        return token_sha256(self.access_token)
-
-    def usable(self, now: float) -> bool:
-        """True while the token is worth handing out."""
-        return usable(self.expires_at, self.issued_at, now=now)
+    token = Token.from_plaintext(cipher.decrypt_json(payload))
+    return token if token.usable(now) else None
 
 
 class TokenConsumer:
@@ -149,7 +88,7 @@ class TokenConsumer:
         agent = config.agent if config is not None else AgentConfig()
         self._key_file = Path(key_file) if key_file is not None else agent.key_file
         self._cipher = cipher
-        self._key_signature: tuple[int, int] | None = None
+        self._key_signature: tuple[int, int, int] | None = None
         topics = Topics(self.mqtt.base_topic)
         self.topic = topics.token_app if app else topics.token
         self._request_topic = topics.request("refresh")
@@ -237,7 +176,7 @@ class TokenConsumer:
                 return False
             self._rejected.add(token.sha256)
         link = self._link
-        body = json.dumps(rejected_request(token.access_token, transaction=uuid.uuid4().hex))
+        body = json.dumps(rejected_request(token.access_token, transaction=new_transaction()))
         sent = link is not None and link.send(self._request_topic, body)
         _LOG.info("reported a rejected token to the agent (%s)", "sent" if sent else "not sent")
         return sent
@@ -275,23 +214,16 @@ class TokenConsumer:
         try:
             return cipher.decrypt_json(payload)
         except CryptoError:
-            signature = self._key_file_signature()
-            if signature is None or signature == self._key_signature:
+            now_signature = signature(self._key_file)
+            if now_signature is None or now_signature == self._key_signature:
                 raise
             return self._read_keys().decrypt_json(payload)  # the key file changed: a rotation
 
     def _read_keys(self) -> TokenCipher:
-        signature = self._key_file_signature()
+        key_signature = signature(self._key_file)
         cipher = TokenCipher.from_file(self._key_file)
-        self._cipher, self._key_signature = cipher, signature
+        self._cipher, self._key_signature = cipher, key_signature
         return cipher
-
-    def _key_file_signature(self) -> tuple[int, int] | None:
-        try:
-            stat = self._key_file.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
 
     def _valid(self) -> Token | None:
         token = self._latest
@@ -327,7 +259,7 @@ def fetch_token(
     timeout: float = 10.0,
     cipher: TokenCipher | None = None,
     now: Callable[[], float] = time.time,
-) -> dict[str, Any]:
+) -> Token:
     """A valid token from the broker, waiting up to `timeout` for one to be published."""
     cipher = cipher or TokenCipher.from_file(config.agent.key_file)
     topics = Topics(config.mqtt.base_topic)
@@ -339,7 +271,7 @@ def fetch_token(
             token = decode_token(cipher, retained.payload, now=now())
             if token is not None:
                 return token
-        found: list[dict[str, Any]] = []
+        found: list[Token] = []
 
         def valid(message: Message) -> bool:
             token = decode_token(cipher, message.payload, now=now())

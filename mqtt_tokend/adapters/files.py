@@ -1,4 +1,4 @@
-"""Durable file replacement: the one way this package writes a file another process reads."""
+"""Durable file replacement, and noticing when another process replaced a file."""
 
 from __future__ import annotations
 
@@ -41,3 +41,12 @@ def atomic_write(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def signature(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity (inode, size, mtime): it changes when another process replaces it."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -137,10 +137,6 @@ class MqttLink:
         """Why the last connection attempt failed or the connection dropped; None once connected."""
         return self._last_error
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Block until connected or the timeout passes."""
-        return self._connected.wait(timeout)
-
     def send(self, topic: str, payload: bytes | str) -> bool:
         """Publish a request (QoS 1, not retained) without waiting; False when not connected."""
         if not self._connected.is_set():
@@ -294,11 +290,6 @@ class OneShot:
     def subscribe(self, topics: Sequence[str], *, timeout: float) -> None:
         """Subscribe and wait for the broker's confirmation."""
         self._subscribe(topics, time.monotonic() + timeout)
-
-    def forget(self, topic: str) -> None:
-        """Drop what was received on a topic so `wait_for` sees only newer messages."""
-        with self._lock:
-            self._messages.pop(topic, None)
 
     def publish(
         self,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.files import atomic_write
+from mqtt_tokend.adapters.files import atomic_write, signature
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ SESSION_FILE = "spotify_session.json"
 STATUS_FILE = "auto_token_status.json"
 LOG_FILE = "auto_token.log"
 HEALTH_LOG_FILE = "token_health.log"
-NOTICE_FILE = "auth_failure_notice.txt"
 
 FORMAT_VERSION = 1
 
@@ -209,11 +208,7 @@ class TokenStore:
 
     def tokens_signature(self) -> tuple[int, int, int] | None:
         """Identity of the tokens file (inode, size, mtime) to notice a login by another process."""
-        try:
-            info = self.path(TOKENS_FILE).stat()
-        except FileNotFoundError:
-            return None
-        return (info.st_ino, info.st_size, info.st_mtime_ns)
+        return signature(self.path(TOKENS_FILE))
 
     def load_session(self) -> dict[str, Any]:
         """The non-secret session record, empty when absent or unreadable."""
@@ -232,10 +227,6 @@ class TokenStore:
         """Write the health record (no secrets in it)."""
         self.ensure_dir()
         write_json(self.path(STATUS_FILE), status, mode=0o644)
-
-    def load_status(self) -> dict[str, Any] | None:
-        """The last health record written, or None."""
-        return read_status(self.state_dir)
 
     def _read_tokens(self, path: Path) -> Tokens | None:
         record = read_json(path)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from datetime import datetime
 from typing import Any, TextIO
 
-from mqtt_tokend.adapters import login as auth
+from mqtt_tokend.adapters import login
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
+from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wording import span, user_name
 from mqtt_tokend.errors import BrokerError, InputError, StoreError
 
 
@@ -42,16 +43,16 @@ def authorize(
     store.ensure_dir()
     spotify = make_spotify(config)
     try:
-        pending = auth.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        pending = login.load_pending(store, cipher, now=time.time()) if redirect_url else None
         if pending is None:
-            pending = auth.begin(spotify, config.spotify, now=time.time())
-            auth.save_pending(store, cipher, pending)
+            pending = login.begin(spotify, config.spotify, now=time.time())
+            login.save_pending(store, cipher, pending)
             print("Open this URL on any device with a browser and approve access:", file=err)
             print(pending.url, file=out, flush=True)
         if redirect_url is not None:
             pasted = redirect_url
         elif listen:
-            pasted = auth.listen_for_redirect(
+            pasted = login.listen_for_redirect(
                 pending.redirect_uri,
                 timeout=timeout,
                 on_ready=lambda where: _tunnel_hint(where, err),
@@ -69,12 +70,12 @@ def authorize(
                     "no redirect URL was given; finish this login later with "
                     "`mqtt-tokend auth --redirect-url 'URL'`"
                 )
-        code = auth.code_from_redirect(pasted, expected_state=pending.state)
-        profile = auth.complete(pending, code, spotify=spotify, store=store)
-        auth.clear_pending(store)
+        code = login.code_from_redirect(pasted, expected_state=pending.state)
+        profile = login.complete(pending, code, spotify=spotify, store=store)
+        login.clear_pending(store)
     finally:
         spotify.close()
-    who = profile.get("display_name") or profile.get("id") or "an unknown user"
+    who = user_name(profile) or "an unknown user"
     print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
     print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
     return 0
@@ -95,22 +96,13 @@ def read_published(config: Config, *, timeout: float) -> tuple[dict[str, Any] | 
     topics = Topics(config.mqtt.base_topic)
     with oneshot(config.mqtt, timeout=timeout, purpose="status") as session:
         retained = session.retained([topics.health, topics.availability], timeout=timeout)
-    health = _json_object(retained.get(topics.health))
-    availability = retained.get(topics.availability)
-    online = (
-        None if availability is None else availability.payload.decode(errors="replace") == ONLINE
+    return wire.json_object(_payload(retained.get(topics.health))), wire.availability(
+        _payload(retained.get(topics.availability))
     )
-    return health, online
 
 
-def _json_object(message: Message | None) -> dict[str, Any] | None:
-    if message is None or not message.payload:
-        return None
-    try:
-        value = json.loads(message.payload)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+def _payload(message: Message | None) -> bytes | None:
+    return None if message is None else message.payload
 
 
 def _local_status(config: Config) -> dict[str, Any] | None:
@@ -149,19 +141,8 @@ def _when(value: Any, now: float) -> str:
         return "-"
     stamp = datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
     delta = value - now
-    rel = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+    rel = f"in {span(delta)}" if delta >= 0 else f"{span(-delta)} ago"
     return f"{stamp} ({rel})"
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
 
 
 def format_status(health: dict[str, Any], *, online: bool | None, now: float) -> str:
@@ -198,16 +179,15 @@ def format_status(health: dict[str, Any], *, online: bool | None, now: float) ->
 def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
     """Send `<base>/request/<verb>` and return the matching response body."""
     topics = Topics(config.mqtt.base_topic)
-    transaction = uuid.uuid4().hex
+    transaction = wire.new_transaction()
     response_topic = topics.response(verb)
 
     def mine(message: Message) -> bool:
-        body = _json_object(message)
-        return body is not None and body.get("transaction") == transaction
+        return wire.answer_to(message.payload, transaction) is not None
 
     with oneshot(config.mqtt, timeout=timeout, purpose=verb) as session:
         session.subscribe([response_topic], timeout=timeout)
-        session.publish(topics.request(verb), json.dumps({"transaction": transaction}))
+        session.publish(topics.request(verb), wire.request_body(transaction))
         try:
             answer = session.wait_for(response_topic, mine, timeout=timeout)
         except BrokerError:
@@ -215,8 +195,7 @@ def ask_agent(config: Config, verb: str, *, timeout: float) -> dict[str, Any]:
                 f"the agent did not answer on {response_topic} within {timeout:g} s: is it "
                 "running? (`systemctl status lofi-pi-token-manager`)"
             ) from None
-    body = _json_object(answer)
-    return body or {}
+    return wire.answer_to(answer.payload, transaction) or {}
 
 
 def refresh(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
@@ -305,19 +284,18 @@ def rotate_key(
 def _republish(config: Config, cipher: TokenCipher, *, timeout: float) -> bool:
     """Wake the agent with `request/check`; True once the retained token uses the new key."""
     topics = Topics(config.mqtt.base_topic)
-    transaction = uuid.uuid4().hex
+    transaction = wire.new_transaction()
 
     def answered(message: Message) -> bool:
-        body = _json_object(message)
-        return body is not None and body.get("transaction") == transaction
+        return wire.answer_to(message.payload, transaction) is not None
 
     def new_key(message: Message) -> bool:
         return not message.payload or cipher.is_primary(message.payload)
 
     with oneshot(config.mqtt, timeout=timeout, purpose="rotate-key") as session:
         session.subscribe([topics.token, topics.response("check")], timeout=timeout)
-        body = {"transaction": transaction, "reason": "key rotated"}
-        session.publish(topics.request("check"), json.dumps(body))
+        body = wire.request_body(transaction, reason="key rotated")
+        session.publish(topics.request("check"), body)
         try:
             session.wait_for(topics.response("check"), answered, timeout=timeout)
         except BrokerError:
@@ -337,17 +315,13 @@ def homeassistant_discovery(
     from mqtt_tokend.contract import homeassistant
 
     ha, base = config.homeassistant, config.mqtt.base_topic
-    if remove:
-        messages = homeassistant.removal_messages(
-            base_topic=base, discovery_prefix=ha.discovery_prefix
-        )
-    else:
-        messages = homeassistant.discovery_messages(
-            base_topic=base,
-            discovery_prefix=ha.discovery_prefix,
-            version=__version__,
-            expire_after=homeassistant.expire_after_for(config.agent.check_interval),
-        )
+    messages = homeassistant.device_messages(
+        enabled=not remove,
+        base_topic=base,
+        discovery_prefix=ha.discovery_prefix,
+        version=__version__,
+        check_interval=config.agent.check_interval,
+    )
     with oneshot(config.mqtt, timeout=timeout, purpose="discovery") as session:
         for topic, payload in messages:
             session.publish(topic, payload, retain=True, timeout=timeout)

@@ -6,13 +6,15 @@ Each command imports only what it needs, so `get-token` starts fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import logging.handlers
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mqtt_tokend import __version__
 from mqtt_tokend.errors import EX_CONFIG, ConfigError, TokendError
@@ -50,145 +52,253 @@ def setup_logging(level: str, *, log_file: Path | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load(args: argparse.Namespace) -> Config:
-    from mqtt_tokend.config import load_config
-
-    return load_config(args.config)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """`run`: the agent in the foreground."""
+def serve_agent(config: Config, *, log_level: str | None) -> int:
+    """`run`: the agent in the foreground, logging to its state directory too."""
+    from mqtt_tokend.adapters.store import LOG_FILE
     from mqtt_tokend.daemon.wiring import serve
 
-    config = _load(args)
     os.umask(0o077)
     state_dir = config.agent.state_dir
     log_file = None
     if state_dir.is_dir() and os.access(state_dir, os.W_OK):
-        log_file = state_dir / "auto_token.log"
-    setup_logging(args.log_level or config.agent.log_level, log_file=log_file)
+        log_file = state_dir / LOG_FILE
+    setup_logging(log_level or config.agent.log_level, log_file=log_file)
     return serve(config)
 
 
-def cmd_auth(args: argparse.Namespace) -> int:
-    """`auth`: headless login."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.authorize(
-        config, listen=args.listen, redirect_url=args.redirect_url, timeout=args.timeout
-    )
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    """`status`: what the agent says about itself."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.status(config, as_json=args.json, timeout=args.timeout)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """`check`: one health check now, Nagios exit codes."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.check(config, timeout=args.timeout)
-
-
-def cmd_health_check(args: argparse.Namespace) -> int:
-    """`health-check`: the redundant monitor for a timer or cron."""
-    from mqtt_tokend.cli import monitor
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return monitor.health_check(config, timeout=args.timeout)
-
-
-def cmd_homeassistant(args: argparse.Namespace) -> int:
-    """`homeassistant`: publish or remove the discovery messages."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.homeassistant_discovery(config, remove=args.remove, timeout=args.timeout)
-
-
-def cmd_refresh(args: argparse.Namespace) -> int:
-    """`refresh`: ask the running agent to refresh now."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.refresh(config, timeout=args.timeout)
-
-
-def cmd_get_token(args: argparse.Namespace) -> int:
-    """`get-token`: print a valid access token from the broker."""
+def print_token(config: Config, *, app: bool, timeout: float, as_json: bool) -> int:
+    """`get-token`: print a valid access token (or with `as_json` the token object)."""
     import json
 
     from mqtt_tokend.consumer import fetch_token
 
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    token = fetch_token(config, app=args.app, timeout=args.timeout)
-    print(json.dumps(token) if args.json else token["access_token"])
+    token = fetch_token(config, app=app, timeout=timeout)
+    print(json.dumps(token.plaintext()) if as_json else token.access_token)
     return 0
 
 
-def cmd_keygen(args: argparse.Namespace) -> int:
-    """`keygen`: create the Fernet key file."""
+def keygen(*, key_file: str | None, config_file: str | None, force: bool) -> int:
+    """`keygen`: create the Fernet key file (where the config says, unless told)."""
     from mqtt_tokend.adapters.crypto import write_key_file
+    from mqtt_tokend.config import load_config
 
-    path = Path(args.key_file) if args.key_file else _load(args).agent.key_file
-    write_key_file(path, force=args.force)
+    path = Path(key_file) if key_file else load_config(config_file).agent.key_file
+    write_key_file(path, force=force)
     print(f"wrote a new Fernet key to {path} (mode 0600)")
     print(f"consumers need to read it: chgrp <their group> {path} && chmod 640 {path}")
     return 0
 
 
-def cmd_rotate_key(args: argparse.Namespace) -> int:
-    """`rotate-key`: a new primary key, then the agent re-publishes with it."""
-    from mqtt_tokend.cli import commands
-
-    config = _load(args)
-    setup_logging(args.log_level or "WARNING")
-    return commands.rotate_key(config, keep=args.keep, timeout=args.timeout)
+Arguments = Callable[[argparse.Namespace], dict[str, Any]]
+COMMANDS_MODULE = "mqtt_tokend.cli.commands"
 
 
-def cmd_reset(args: argparse.Namespace) -> int:
-    """`reset`: remove stored tokens."""
-    from mqtt_tokend.cli import commands
+@dataclass(frozen=True)
+class Option:
+    """One option or argument of a command, as `add_argument` takes it."""
 
-    config = _load(args)
-    return commands.reset(config, yes=args.yes)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """`demo`: the whole product against the built-in emulator."""
-    from mqtt_tokend.dev import demo
-
-    setup_logging(args.log_level or "WARNING")
-    return demo.run_demo(
-        duration=args.duration,
-        token_lifetime=args.token_lifetime,
-        private_broker=args.private_broker,
-        state_dir=Path(args.state_dir) if args.state_dir else None,
-    )
+    flags: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
-def cmd_emulator(args: argparse.Namespace) -> int:
-    """`emulator`: the Spotify emulator on its own."""
-    from mqtt_tokend.dev import emulator
+@dataclass(frozen=True)
+class Command:
+    """A row of the command table: what the command is and which function runs it.
 
-    return emulator.main(args.emulator_args)
+    `target` ("module:function") is imported only when the command runs, so `get-token`
+    loads neither requests, the daemon nor the emulator. With `config`, the loaded config is
+    the function's first argument; `log_level` is the default level of stderr logging (None:
+    the command sets up logging itself, or needs none).
+    """
+
+    name: str
+    text: str
+    target: str
+    arguments: Arguments = lambda _args: {}
+    timeout: float | None = None
+    config: bool = True
+    log_level: str | None = "WARNING"
+    options: tuple[Option, ...] = ()
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Load the config, set up logging, import the target and call it."""
+        module, function = self.target.split(":")
+        call: Callable[..., int] = getattr(importlib.import_module(module), function)
+        if not self.config:
+            if self.log_level is not None:
+                setup_logging(args.log_level or self.log_level)
+            return call(**self.arguments(args))
+        from mqtt_tokend.config import load_config
+
+        config = load_config(args.config)
+        if self.log_level is not None:
+            setup_logging(args.log_level or self.log_level)
+        return call(config, **self.arguments(args))
+
+
+def _flag(name: str, text: str) -> Option:
+    return Option((name,), {"action": "store_true", "help": text})
+
+
+COMMANDS = (
+    Command(
+        "auth",
+        "one-time headless login",
+        f"{COMMANDS_MODULE}:authorize",
+        lambda a: {"listen": a.listen, "redirect_url": a.redirect_url, "timeout": a.timeout},
+        timeout=600,
+        options=(
+            _flag(
+                "--listen",
+                "serve the loopback redirect URI (for an SSH tunnel) instead of pasting",
+            ),
+            Option(
+                ("--redirect-url",), {"help": "finish the pending login with this redirect URL"}
+            ),
+        ),
+    ),
+    Command(
+        "run",
+        "run the agent in the foreground",
+        "mqtt_tokend.cli.main:serve_agent",
+        lambda a: {"log_level": a.log_level},
+        log_level=None,
+    ),
+    Command(
+        "status",
+        "show the agent's state",
+        f"{COMMANDS_MODULE}:status",
+        lambda a: {"as_json": a.json, "timeout": a.timeout},
+        timeout=3,
+        options=(_flag("--json", "machine-readable output"),),
+    ),
+    Command(
+        "check",
+        "one health check now (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+        f"{COMMANDS_MODULE}:check",
+        lambda a: {"timeout": a.timeout},
+        timeout=10,
+    ),
+    Command(
+        "health-check",
+        "the redundant monitor for a timer or cron: log, notice, alert, e-mail (exit 0-3)",
+        "mqtt_tokend.cli.monitor:health_check",
+        lambda a: {"timeout": a.timeout},
+        timeout=10,
+    ),
+    Command(
+        "refresh",
+        "ask the running agent to refresh now",
+        f"{COMMANDS_MODULE}:refresh",
+        lambda a: {"timeout": a.timeout},
+        timeout=30,
+    ),
+    Command(
+        "homeassistant",
+        "publish Home Assistant's discovery for the device, or take it away",
+        f"{COMMANDS_MODULE}:homeassistant_discovery",
+        lambda a: {"remove": a.remove, "timeout": a.timeout},
+        timeout=10,
+        options=(_flag("--remove", "remove the device and its entities"),),
+    ),
+    Command(
+        "get-token",
+        "print a valid access token from the broker",
+        "mqtt_tokend.cli.main:print_token",
+        lambda a: {"app": a.app, "timeout": a.timeout, "as_json": a.json},
+        timeout=10,
+        options=(
+            _flag("--json", "print the whole token object"),
+            _flag("--app", "the client-credentials (app) token"),
+        ),
+    ),
+    Command(
+        "keygen",
+        "create the Fernet key file",
+        "mqtt_tokend.cli.main:keygen",
+        lambda a: {"key_file": a.key_file, "config_file": a.config, "force": a.force},
+        config=False,
+        log_level=None,
+        options=(
+            Option(("--key-file",), {"help": "where (default: agent.key_file of the config)"}),
+            _flag("--force", "replace an existing key file"),
+        ),
+    ),
+    Command(
+        "rotate-key",
+        "add a new primary key to the key file (old keys still decrypt) and re-publish",
+        f"{COMMANDS_MODULE}:rotate_key",
+        lambda a: {"keep": a.keep, "timeout": a.timeout},
+        timeout=10,
+        options=(
+            Option(
+                ("--keep",),
+                {
+                    "type": int,
+                    "metavar": "N",
+                    "help": "keep only the newest N keys, the new one included (default: keep all)",
+                },
+            ),
+        ),
+    ),
+    Command(
+        "reset",
+        "remove the stored tokens (emergency recovery)",
+        f"{COMMANDS_MODULE}:reset",
+        lambda a: {"yes": a.yes},
+        log_level=None,
+        options=(_flag("--yes", "do not ask"),),
+    ),
+    Command(
+        "demo",
+        "everything at once against the built-in Spotify emulator",
+        "mqtt_tokend.dev.demo:run_demo",
+        lambda a: {
+            "duration": a.duration,
+            "token_lifetime": a.token_lifetime,
+            "private_broker": a.private_broker,
+            "state_dir": Path(a.state_dir) if a.state_dir else None,
+        },
+        config=False,
+        options=(
+            Option(("--duration",), {"type": float, "help": "stop after this many seconds"}),
+            Option(
+                ("--token-lifetime",),
+                {
+                    "type": float,
+                    "default": 20.0,
+                    "help": "access token lifetime in the emulator (default 20 s)",
+                },
+            ),
+            _flag(
+                "--private-broker",
+                "start a private Mosquitto even if one listens on 127.0.0.1:1883",
+            ),
+            Option(("--state-dir",), {"help": "keep the demo's files here (default: a temp dir)"}),
+        ),
+    ),
+    Command(
+        "emulator",
+        "the Spotify Accounts/Web API emulator",
+        "mqtt_tokend.dev.emulator:main",
+        lambda a: {"argv": a.emulator_args},
+        config=False,
+        log_level=None,
+        options=(
+            Option(
+                ("emulator_args",),
+                {
+                    "nargs": argparse.REMAINDER,
+                    "help": "options of the emulator (see `mqtt-tokend emulator --help`)",
+                },
+            ),
+        ),
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `mqtt-tokend`."""
+    """The argument parser of `mqtt-tokend`, one sub-parser per row of `COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="mqtt-tokend",
         description="Keep a Spotify session alive and share its token over MQTT.",
@@ -200,96 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(
-        name: str,
-        func: Callable[[argparse.Namespace], int],
-        text: str,
-        timeout: float | None = None,
-    ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text)
-        p.set_defaults(func=func)
-        if timeout is not None:
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.text, description=command.text)
+        p.set_defaults(command_row=command)
+        if command.timeout is not None:
             p.add_argument(
                 "--timeout",
                 type=float,
-                default=timeout,
-                help=f"seconds to wait (default {timeout:g})",
+                default=command.timeout,
+                help=f"seconds to wait (default {command.timeout:g})",
             )
-        return p
-
-    p = command("auth", cmd_auth, "one-time headless login", timeout=600)
-    p.add_argument(
-        "--listen",
-        action="store_true",
-        help="serve the loopback redirect URI (for an SSH tunnel) instead of pasting",
-    )
-    p.add_argument("--redirect-url", help="finish the pending login with this redirect URL")
-    command("run", cmd_run, "run the agent in the foreground")
-    p = command("status", cmd_status, "show the agent's state", timeout=3)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    command(
-        "check",
-        cmd_check,
-        "one health check now (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
-        timeout=10,
-    )
-    command(
-        "health-check",
-        cmd_health_check,
-        "the redundant monitor for a timer or cron: log, notice, alert, e-mail (exit 0-3)",
-        timeout=10,
-    )
-    command("refresh", cmd_refresh, "ask the running agent to refresh now", timeout=30)
-    p = command(
-        "homeassistant",
-        cmd_homeassistant,
-        "publish Home Assistant's discovery for the device, or take it away",
-        timeout=10,
-    )
-    p.add_argument("--remove", action="store_true", help="remove the device and its entities")
-    p = command(
-        "get-token", cmd_get_token, "print a valid access token from the broker", timeout=10
-    )
-    p.add_argument("--json", action="store_true", help="print the whole token object")
-    p.add_argument("--app", action="store_true", help="the client-credentials (app) token")
-    p = command("keygen", cmd_keygen, "create the Fernet key file")
-    p.add_argument("--key-file", help="where (default: agent.key_file of the config)")
-    p.add_argument("--force", action="store_true", help="replace an existing key file")
-    p = command(
-        "rotate-key",
-        cmd_rotate_key,
-        "add a new primary key to the key file (old keys still decrypt) and re-publish",
-        timeout=10,
-    )
-    p.add_argument(
-        "--keep",
-        type=int,
-        metavar="N",
-        help="keep only the newest N keys, the new one included (default: keep all)",
-    )
-    p = command("reset", cmd_reset, "remove the stored tokens (emergency recovery)")
-    p.add_argument("--yes", action="store_true", help="do not ask")
-    p = command("demo", cmd_demo, "everything at once against the built-in Spotify emulator")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument(
-        "--token-lifetime",
-        type=float,
-        default=20.0,
-        help="access token lifetime in the emulator (default 20 s)",
-    )
-    p.add_argument(
-        "--private-broker",
-        action="store_true",
-        help="start a private Mosquitto even if one listens on 127.0.0.1:1883",
-    )
-    p.add_argument("--state-dir", help="keep the demo's files here (default: a temp dir)")
-    p = command("emulator", cmd_emulator, "the Spotify Accounts/Web API emulator")
-    p.add_argument(
-        "emulator_args",
-        nargs=argparse.REMAINDER,
-        help="options of the emulator (see `mqtt-tokend emulator --help`)",
-    )
+        for option in command.options:
+            p.add_argument(*option.flags, **option.settings)
     return parser
 
 
@@ -303,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        status: int = args.func(args)
+        status: int = args.command_row.run(args)
     except ConfigError as err:
         print("mqtt-tokend: configuration error:", file=sys.stderr)
         for line in err.errors:

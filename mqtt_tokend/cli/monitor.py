@@ -29,6 +29,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, TextIO
 
+from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import (
     HEALTH_LOG_FILE,
@@ -38,10 +39,11 @@ from mqtt_tokend.adapters.store import (
     write_json,
 )
 from mqtt_tokend.config import AlertsConfig, Config
-from mqtt_tokend.contract import notices
+from mqtt_tokend.contract import notices, wire
 from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
 from mqtt_tokend.contract.notices import Alert
-from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wording import one_line, span
 from mqtt_tokend.errors import BrokerError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ REALERT_SECONDS = 86400.0  # the same problem is alerted again at most once a da
 STALE_CHECKS = 2  # a health record older than this many check intervals means a stuck agent
 LOG_MAX_BYTES = 1_000_000  # token_health.log is moved to .1 past this (about 20 years of runs)
 SERVICE = "lofi-pi-token-manager"
-ERROR = "error"  # the alert event for health state `error` with a token still valid
 
 RESTART_INSTRUCTIONS = (
     f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
@@ -119,18 +120,6 @@ class Plan:
     clear_notice: str | None = None  # remove the notice if its SHA-256 is still this
 
 
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def digest(text: str) -> str:
     """SHA-256 of a notice's text, to recognize the notice the monitor wrote."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -168,14 +157,14 @@ def _assess(
         who = "the agent is online but stuck" if online else "the agent is dead or stuck"
         return Verdict(
             ExitCode.CRITICAL,
-            f"{who}: its last health check was {_span(now - checked_at)} ago "
-            f"(it checks every {_span(check_interval)})",
+            f"{who}: its last health check was {span(now - checked_at)} ago "
+            f"(it checks every {span(check_interval)})",
             notices.AGENT_DEAD,
             RESTART_INSTRUCTIONS,
         )
     code, why = judge(health, online=online, now=now)
     if code != ExitCode.CRITICAL or health is None:
-        return Verdict(code, _one_line(why))
+        return Verdict(code, one_line(why))
     state = health.get("state")
     given = health.get("instructions")
     instructions = given if isinstance(given, str) and given else None
@@ -185,7 +174,7 @@ def _assess(
         event = notices.AUTH_REQUIRED
         instructions = instructions or auth_instructions(config_path)
     elif state == State.ERROR and not expired:
-        event = ERROR
+        event = notices.ERROR
     else:
         event = notices.TOKEN_EXPIRED
     if instructions is None:
@@ -194,7 +183,7 @@ def _assess(
             f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
             f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
         )
-    return Verdict(code, _one_line(why), event, instructions)
+    return Verdict(code, one_line(why), event, instructions)
 
 
 def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool) -> Plan:
@@ -219,14 +208,6 @@ def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool
 # ---- the edges ----------------------------------------------------------------------------
 
 
-def _json_object(payload: bytes | None) -> dict[str, Any] | None:
-    try:
-        value = json.loads(payload) if payload else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _status_file(config: Config) -> tuple[dict[str, Any] | None, str]:
     path = config.agent.state_dir / STATUS_FILE
     try:
@@ -245,12 +226,11 @@ def observe(config: Config, *, timeout: float) -> Observation:
     except BrokerError as err:
         health, problem = _status_file(config)
         note = f"{err}; " + (problem or "judged from the agent's status file")
-        return Observation(health, None, broker_reachable=False, note=_one_line(note))
+        return Observation(health, None, broker_reachable=False, note=one_line(note))
     availability = retained.get(topics.availability)
-    said = availability.payload.decode(errors="replace") if availability else None
-    online = {ONLINE: True, OFFLINE: False}.get(said or "")
+    online = wire.availability(availability.payload if availability else None)
     record = retained.get(topics.health)
-    health = _json_object(record.payload if record else None)
+    health = wire.json_object(record.payload if record else None)
     if health is not None:
         return Observation(health, online, broker_reachable=True)
     # A broker restarted without persistence forgets everything retained: ask the file.
@@ -299,7 +279,7 @@ def send_email(alerts: AlertsConfig, alert: Alert, *, code: ExitCode) -> bool:
             "could not send the alert e-mail via %s:%d: %s",
             alerts.smtp_host,
             alerts.smtp_port,
-            _one_line(str(err)) or type(err).__name__,
+            one_line(str(err)) or type(err).__name__,
         )
         return False
     _LOG.info("e-mailed the %s alert to %s", alert.event, ", ".join(alerts.email_to))
@@ -336,10 +316,10 @@ def _apply_files(state_dir: Path, plan: Plan, log_line: str) -> None:
     try:
         append_log(state_dir, log_line)
         if plan.notice is not None:
-            notices.write_notice(state_dir, plan.notice)
-        current = notices.read_notice(state_dir)
+            notice_file.write_notice(state_dir, plan.notice)
+        current = notice_file.read_notice(state_dir)
         if plan.clear_notice and current is not None and digest(current) == plan.clear_notice:
-            notices.clear_notice(state_dir)  # ours and unchanged: the agent's stay
+            notice_file.clear_notice(state_dir)  # ours and unchanged: the agent's stay
         write_json(state_dir / MEMORY_FILE, plan.memory.to_dict(), mode=0o644)
     except OSError as err:
         hint = " (run it as the agent's user)" if isinstance(err, PermissionError) else ""
@@ -372,7 +352,7 @@ def health_check(
         config_path=str(config.path) if config.path else None,
     )
     try:
-        notice_present = notices.read_notice(state_dir) is not None
+        notice_present = notice_file.read_notice(state_dir) is not None
     except OSError:
         notice_present = False
     plan = decide(verdict, _load_memory(state_dir), now=now, notice_present=notice_present)

@@ -306,3 +306,17 @@ def removal_messages(
         (_config_topic(discovery_prefix, component, node, key), "")
         for component, key, _ in _entities(Topics(base_topic), expire_after=1)
     ]
+
+
+def device_messages(
+    *, enabled: bool, base_topic: str, discovery_prefix: str, version: str, check_interval: float
+) -> list[tuple[str, str]]:
+    """What to publish retained for the device: its discovery when enabled, else its removal."""
+    if not enabled:
+        return removal_messages(base_topic=base_topic, discovery_prefix=discovery_prefix)
+    return discovery_messages(
+        base_topic=base_topic,
+        discovery_prefix=discovery_prefix,
+        version=version,
+        expire_after=expire_after_for(check_interval),
+    )

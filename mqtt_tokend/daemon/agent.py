@@ -17,6 +17,7 @@ from typing import Any
 from mqtt_tokend import __version__
 from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.files import signature as file_signature
 from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant
 from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.config import Config
@@ -28,6 +29,7 @@ from mqtt_tokend.contract.health import (
     reauth_deadline,
 )
 from mqtt_tokend.contract.topics import OFFLINE, Topics
+from mqtt_tokend.contract.wording import user_name
 from mqtt_tokend.core.statemachine import Event, Facts, transition
 from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
 from mqtt_tokend.daemon.answers import RequestHandler
@@ -79,7 +81,7 @@ class Agent:
         self.out = Broadcaster(publisher, Topics(config.mqtt.base_topic), cipher)
         self._tokens: Tokens | None = None
         self._tokens_signature: tuple[int, int, int] | None = None
-        self._key_signature = _signature(config.agent.key_file)
+        self._key_signature = file_signature(config.agent.key_file)
         self._state = State.STARTING
         self._message = "starting"
         self._login_rejected = False
@@ -232,7 +234,7 @@ class Agent:
 
     def _pick_up_changes(self) -> None:
         """A login stored by `auth` (or the dashboard), or a rotated key file."""
-        key_signature = _signature(self._agent.key_file)
+        key_signature = file_signature(self._agent.key_file)
         if key_signature != self._key_signature:
             self._key_signature = key_signature
             self._reload_key()
@@ -393,8 +395,8 @@ class Agent:
         except TokendError as err:
             _LOG.warning("health check could not reach Spotify: %s", err)
             return
-        user = profile.get("display_name") or profile.get("id")
-        if isinstance(user, str) and user != self._user:
+        user = user_name(profile)
+        if user is not None and user != self._user:
             self._user = user
             self._save_session(display_name=user, user_id=profile.get("id"))
         self._refresh_devices()
@@ -505,22 +507,18 @@ class Agent:
         )
 
     def _publish_discovery(self) -> None:
-        """Home Assistant discovery, retained; with it disabled, take the device away."""
-        ha, base = self._config.homeassistant, self.out.topics.base
-        if ha.enabled:
-            messages = homeassistant.discovery_messages(
-                base_topic=base,
-                discovery_prefix=ha.discovery_prefix,
-                version=__version__,
-                expire_after=homeassistant.expire_after_for(self._agent.check_interval),
-            )
-        elif not self._discovery_removed:
-            self._discovery_removed = True
-            messages = homeassistant.removal_messages(
-                base_topic=base, discovery_prefix=ha.discovery_prefix
-            )
-        else:
+        """Home Assistant discovery, retained; with it disabled, take the device away once."""
+        ha = self._config.homeassistant
+        if not ha.enabled and self._discovery_removed:
             return
+        self._discovery_removed = not ha.enabled
+        messages = homeassistant.device_messages(
+            enabled=ha.enabled,
+            base_topic=self.out.topics.base,
+            discovery_prefix=ha.discovery_prefix,
+            version=__version__,
+            check_interval=self._agent.check_interval,
+        )
         for topic, payload in messages:
             self.out.raw(topic, payload, retain=True)
 
@@ -569,11 +567,3 @@ class Agent:
             (topics.health, health.to_json().encode()),
             (topics.availability, OFFLINE.encode()),
         ]
-
-
-def _signature(path: Any) -> tuple[int, int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_ino, info.st_size, info.st_mtime_ns)

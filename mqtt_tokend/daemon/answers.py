@@ -10,7 +10,9 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import REQUEST_VERBS
-from mqtt_tokend.daemon.inbox import Request, RequestError, parse_request
+from mqtt_tokend.contract.wire import RequestError, parse_request
+from mqtt_tokend.contract.wording import user_name
+from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.errors import TokendError
 
 if TYPE_CHECKING:
@@ -92,6 +94,6 @@ class RequestHandler:
                 )
             )
             return
-        who = profile.get("display_name") or profile.get("id") or "unknown user"
+        who = user_name(profile) or "unknown user"
         _LOG.info("logged in over MQTT as %s", who)
         agent.out.respond(reply, ok=True, data={"user": who})

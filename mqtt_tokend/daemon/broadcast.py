@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.notices import Alert
-from mqtt_tokend.contract.topics import ONLINE, Topics, response_payload, token_plaintext
+from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.contract.wire import TokenKind, response_payload, token_plaintext
 
 _LOG = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Broadcaster:
         now: float,
     ) -> None:
         """The encrypted token, retained, expiring with it; an empty payload clears it."""
-        topic = self.topics.token_app if kind == "app" else self.topics.token
+        topic = self.topics.token_app if kind == TokenKind.APP else self.topics.token
         left = expires_at - now
         if access_token is None or left <= 0:
             self._publisher.publish(topic, b"", retain=True)

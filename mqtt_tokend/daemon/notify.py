@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.health import reauth_warnings_due
 from mqtt_tokend.contract.notices import Alert
@@ -52,7 +53,7 @@ class People:
             return
         self.current = None
         self._login.withdraw()
-        notices.clear_notice(self._state_dir)
+        notice_file.clear_notice(self._state_dir)
         self._out.alert(Alert(notices.RECOVERED, f"recovered: {message}", now))
 
     def remind(self, now: float, reauth_by: float | None) -> bool:
@@ -71,7 +72,7 @@ class People:
             return  # already told
         self.current = problem
         try:
-            notices.write_notice(self._state_dir, problem)
+            notice_file.write_notice(self._state_dir, problem)
         except OSError as err:
             _LOG.warning("cannot write the notice file: %s", err)
         self._out.alert(problem)

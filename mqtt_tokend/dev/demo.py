@@ -8,7 +8,6 @@ and prints what appears on the broker as it happens.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shlex
 import shutil
@@ -168,8 +167,8 @@ class Narrator:
         elif message.topic == topics.token and payload:
             token = decode_token(self._cipher, payload, now=time.time())
             if token is not None:
-                digest = hashlib.sha256(token["access_token"].encode()).hexdigest()[:12]
-                left = token["expires_at"] - time.time()
+                digest = token.sha256[:12]
+                left = token.expires_at - time.time()
                 self.say(
                     f"token: access token sha256:{digest}... retained on the broker, "
                     f"Fernet-encrypted, valid {left:.0f} s"

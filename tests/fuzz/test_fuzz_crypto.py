@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.consumer import decode_token
+from mqtt_tokend.consumer import Token, decode_token
 from mqtt_tokend.errors import ConfigError, CryptoError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import depths, json_values, nested, numbers, text, truncations
@@ -151,13 +151,12 @@ def test_any_payload_decodes_to_a_token_none_or_a_crypto_error(payload: bytes, n
         return
     if token is None:
         return
-    assert isinstance(token, dict)
-    assert isinstance(token["access_token"], str)
-    expires_at = token["expires_at"]
-    assert isinstance(expires_at, int | float)
-    assert expires_at > now  # an expired token is never handed out
+    assert isinstance(token, Token)
+    assert isinstance(token.access_token, str) and token.access_token
+    assert isinstance(token.expires_at, float)
+    assert token.expires_at > now  # an expired token is never handed out
     if payload == SEALED_GOOD:
-        assert token == GOOD
+        assert token.plaintext() == GOOD
 
 
 @pytest.mark.parametrize("field", ["expires_at", "issued_at"])

@@ -24,15 +24,15 @@ from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttCon
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
-from mqtt_tokend.daemon.agent import Agent
-from mqtt_tokend.daemon.inbox import (
+from mqtt_tokend.contract.wire import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
-    Request,
     RequestError,
     parse_request,
     token_sha256,
 )
+from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget

@@ -30,6 +30,7 @@ from mqtt_tokend.adapters.store import (
     TOKENS_FILE,
     Tokens,
     TokenStore,
+    read_status,
 )
 from mqtt_tokend.errors import CryptoError, StoreError
 from tests.fuzz.profiles import budget
@@ -305,7 +306,7 @@ def test_session_and_status_files_are_read_or_reported_by_name(
         assert store.load_session() == (record or {})  # a bad session record starts afresh
 
         try:
-            loaded = store.load_status()
+            loaded = read_status(store.state_dir)
         except StoreError as err:
             assert status is not None
             names_file(err, store.path(STATUS_FILE))

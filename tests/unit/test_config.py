@@ -727,3 +727,31 @@ def test_a_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     assert f"chmod 600 {secret}" in str(caught.value)
     secret.chmod(0o600)
     assert load_config(path, environ={}).spotify.client_secret == "TopSecret-123"
+
+
+def test_a_world_readable_secret_file_under_home_uses_the_given_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    secret = write(home / "mqtt_password", "TopSecret-123\n")
+    secret.chmod(0o644)
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))  # not the HOME the loader is given
+    path = write(
+        tmp_path / "config.toml",
+        '[spotify]\nclient_id = "abc"\n[mqtt]\nusername = "agent"\n'
+        'password_file = "~/mqtt_password"\n',
+    )
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"HOME": str(home)})
+    assert caught.value.errors == [
+        f"mqtt.password_file: every user can read {secret}; fix it with: chmod 600 {secret}"
+    ]
+
+
+def test_every_default_is_the_dataclass_default(tmp_path: Path) -> None:
+    # The loader has no defaults of its own: an empty file gives exactly the field defaults.
+    config = parse({}, tmp_path)
+    for section in (config.mqtt, config.agent, config.homeassistant, config.player, config.alerts):
+        assert section == type(section)()
+    assert config.spotify == SpotifyConfig(client_id="abc")

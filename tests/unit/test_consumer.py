@@ -15,7 +15,8 @@ from mqtt_tokend.adapters.crypto import TokenCipher, generate_key, rotate_key_fi
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.consumer import Token, TokenConsumer, decode_token, usable
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import TOKEN_KIND_APP, Topics, token_plaintext, token_sha256
+from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wire import TokenKind, token_plaintext, token_sha256
 from mqtt_tokend.errors import BrokerError, CryptoError
 from tests.fakes import FakeClock
 
@@ -63,7 +64,7 @@ def test_decode_token_judges_expiry_from_expires_at(
     token = decode_token(cipher, payload, now=clock.wall())
     assert (token is not None) == valid
     if token is not None:
-        assert token["access_token"] == "a"
+        assert token.access_token == "a"
 
 
 def test_a_cleared_payload_is_no_token(cipher: TokenCipher) -> None:
@@ -223,7 +224,7 @@ def test_an_app_consumer_takes_the_app_topic(cipher: TokenCipher, clock: FakeClo
         scope="",
         expires_at=clock.wall() + 3000,
         issued_at=clock.wall(),
-        kind=TOKEN_KIND_APP,
+        kind=TokenKind.APP,
     )
     deliver(consumer, cipher.encrypt_json(plain).encode(), TOPICS.token_app)
     current = consumer.current()
@@ -262,3 +263,22 @@ def test_the_readme_example_is_short_and_uses_the_real_api() -> None:
         name for name, value in vars(Token).items() if isinstance(value, property)
     }
     assert {"authorization", "expires_at"} <= used & on_token
+
+
+def test_the_package_exports_the_consumer_api_lazily() -> None:
+    code = (
+        "import sys, mqtt_tokend\n"
+        "heavy = ('paho', 'cryptography', 'requests', 'mqtt_tokend.consumer')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from mqtt_tokend import Token, TokenConsumer, TokendError, fetch_token\n"
+        "import mqtt_tokend.consumer as c, mqtt_tokend.errors as e\n"
+        "print(TokenConsumer is c.TokenConsumer and fetch_token is c.fetch_token"
+        " and Token is c.Token and TokendError is e.TokendError)\n"
+        "print(sorted(mqtt_tokend.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "[]",
+        "True",
+        "['Token', 'TokenConsumer', 'TokendError', 'fetch_token']",
+    ]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mqtt_tokend.adapters.store import HEALTH_LOG_FILE, NOTICE_FILE
+from mqtt_tokend.adapters import notice_file
+from mqtt_tokend.adapters.store import HEALTH_LOG_FILE
 from mqtt_tokend.cli.monitor import (
-    ERROR,
     MEMORY_FILE,
     REALERT_SECONDS,
     Memory,
@@ -27,7 +27,7 @@ from mqtt_tokend.cli.monitor import (
 from mqtt_tokend.config import AgentConfig, AlertsConfig, Config, parse_config
 from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.health import ExitCode
-from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.notices import NOTICE_FILE, Alert
 
 NOW = 1_800_000_000.0
 INTERVAL = 300.0
@@ -75,7 +75,7 @@ CASES = [
     (seen(record(expires_in=-1)), ExitCode.CRITICAL, notices.TOKEN_EXPIRED),
     (seen(record("retrying", expires_in=-1)), ExitCode.CRITICAL, notices.TOKEN_EXPIRED),
     (seen(record("auth_required", expires_in=-1)), ExitCode.CRITICAL, notices.AUTH_REQUIRED),
-    (seen(record("error")), ExitCode.CRITICAL, ERROR),
+    (seen(record("error")), ExitCode.CRITICAL, notices.ERROR),
     (seen(record("error", expires_in=-1)), ExitCode.CRITICAL, notices.TOKEN_EXPIRED),
     (seen(record("degraded", expires_in=-1)), ExitCode.WARNING, None),
     (seen(record("retrying")), ExitCode.WARNING, None),
@@ -298,7 +298,7 @@ def test_recovery_keeps_a_notice_the_agent_wrote_since(tmp_path: Path) -> None:
     state.mkdir()
     config, outbox = make_config(state), Outbox()
     run(config, seen(record(), online=False), outbox, NOW)
-    notices.write_notice(state, Alert(notices.AUTH_REQUIRED, "log in again", NOW + 60, "auth"))
+    notice_file.write_notice(state, Alert(notices.AUTH_REQUIRED, "log in again", NOW + 60, "auth"))
     assert run(config, seen(record(now=NOW + 1800)), outbox, NOW + 1800)[0] == 0
     assert "log in again" in (state / NOTICE_FILE).read_text()
 

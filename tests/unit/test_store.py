@@ -21,6 +21,7 @@ from mqtt_tokend.adapters.store import (
     Tokens,
     TokenStore,
     read_json,
+    read_status,
     remove_login,
 )
 from mqtt_tokend.errors import CryptoError, StoreError
@@ -301,9 +302,9 @@ def test_session_round_trip(store: TokenStore) -> None:
 
 
 def test_status_is_world_readable_and_round_trips(store: TokenStore) -> None:
-    assert store.load_status() is None
+    assert read_status(store.state_dir) is None
     store.save_status({"state": "ok"})
-    assert store.load_status() == {"state": "ok"}
+    assert read_status(store.state_dir) == {"state": "ok"}
     assert _mode(store.path(STATUS_FILE)) == 0o644
 
 

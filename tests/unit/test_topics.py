@@ -19,9 +19,8 @@ from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.contract.health import Health, State, auth_instructions
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import (
-    REQUEST_VERBS,
-    Topics,
+from mqtt_tokend.contract.topics import REQUEST_VERBS, Topics
+from mqtt_tokend.contract.wire import (
     rejected_request,
     response_payload,
     token_plaintext,
