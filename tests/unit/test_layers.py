@@ -155,10 +155,15 @@ def read_imports(root: Path, package: str) -> list[Import]:
     return found
 
 
+# Modules at the top of the package that belong to another module's floor.
+FLOOR_OF_TOP_MODULE = {"config_checks": "config"}
+
+
 def floor(package: str, module: str) -> str:
     """The floor of a module: the first name under the package (`root` for the package itself)."""
     rest = module.removeprefix(package).lstrip(".")
-    return rest.split(".")[0] if rest else "root"
+    first = rest.split(".")[0] if rest else "root"
+    return FLOOR_OF_TOP_MODULE.get(first, first)
 
 
 # -- the checks: each returns one readable line per violation -------------------------------------
@@ -216,11 +221,13 @@ def outside_library_violations(root: Path, package: str) -> list[str]:
 
 def purity_violations(root: Path, package: str) -> list[str]:
     """Loading any contract or core module, parents included, never loads paho, requests or
-    a floor above the adapters (reads through every import, like the interpreter would)."""
+    a floor above the adapters (follows the imports the interpreter runs when a module loads:
+    not those in a function body or under TYPE_CHECKING; the floors check covers those)."""
     imports = read_imports(root, package)
     edges: dict[str, set[str]] = {}
     for imp in imports:
-        edges.setdefault(imp.source, set()).add(imp.target)
+        if not (imp.lazy or imp.type_checking):
+            edges.setdefault(imp.source, set()).add(imp.target)
     modules = module_names(root, package)
     problems = []
     for start in sorted(modules):
@@ -409,10 +416,8 @@ def test_the_checker_reports_a_cycle_behind_type_checking_and_paho_in_contract(
         "fakepkg/core/timing.py:2 imports fakepkg.adapters.spotify (in a function): "
         "core may import only config, contract, core, errors"
     ]
-    assert purity_violations(root, "fakepkg") == [
-        "importing fakepkg.contract.topics loads paho",
-        "importing fakepkg.core.timing loads fakepkg.adapters, fakepkg.adapters.spotify, requests",
-    ]
+    # The lazy import in core/timing.py runs only when called: the floors check reports it.
+    assert purity_violations(root, "fakepkg") == ["importing fakepkg.contract.topics loads paho"]
 
 
 def test_the_checker_passes_a_clean_package_and_flags_eager_dev_and_size(tmp_path: Path) -> None:
