@@ -24,7 +24,6 @@ from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttCon
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
-from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
@@ -33,6 +32,7 @@ from mqtt_tokend.daemon.inbox import (
     parse_request,
     token_sha256,
 )
+from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget
