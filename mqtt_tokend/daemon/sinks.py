@@ -95,6 +95,10 @@ class Sinks:
             player=snapshot.player,
         )
 
+    def login_failed(self, message: str, now: float) -> None:
+        """An `auth_failed` alert (Home Assistant shows it)."""
+        self._notifier.login_failed(message, now)
+
     def final_messages(self, snapshot: Snapshot) -> list[tuple[str, bytes]]:
         """What to publish on a clean stop: offline, and the health record saying so."""
         health = replace(self.health(snapshot), message="agent stopped")
@@ -146,7 +150,3 @@ class Sinks:
             return
         for topic, payload in messages:
             self._mqtt.raw(topic, payload, retain=True)
-
-    def login_failed(self, message: str, now: float) -> None:
-        """An `auth_failed` alert (Home Assistant shows it)."""
-        self._notifier.login_failed(message, now)

@@ -331,7 +331,9 @@ def test_check_refreshes_when_spotify_refuses_the_access_token(
     clock.advance(300)
     agent.step()
     assert spotify.refresh_calls == ["refresh-0"]
-    assert health(publisher)["user"] == "Demo User" or spotify.me_calls >= 1
+    assert spotify.me_calls == 2  # verified at start, refused at the check
+    assert health(publisher)["user"] == "Demo User"
+    assert health(publisher)["state"] == "ok"
 
 
 def test_health_check_runs_every_interval(
