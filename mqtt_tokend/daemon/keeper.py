@@ -85,6 +85,11 @@ class SessionKeeper:
         """The user's tokens in use."""
         return self._tokens
 
+    @property
+    def logged_in(self) -> bool:
+        """There is a login that Spotify has not refused."""
+        return self._tokens is not None and not self._login_rejected
+
     def start(self) -> Snapshot:
         """Read the session record and the stored login."""
         session = self._files.load_session()
@@ -100,7 +105,9 @@ class SessionKeeper:
         self._pick_up_changes()
         if self._due(self._refresh_due):
             self._refresh("scheduled")
-        if self._app.follow(needed=self._needs_app_token()):
+        tokens, wall = self._tokens, self._clock.wall()
+        unusable = self._login_rejected or tokens is None or tokens.expires_at <= wall
+        if self._app.follow(needed=self._app.possible and unusable):  # degraded mode
             self._step.changed.add(Retained.APP_TOKEN)
         if self._due(self._check_due):
             self._check()
@@ -113,12 +120,13 @@ class SessionKeeper:
         return self._handover()
 
     def refresh_requested(self, request: Request, body: dict[str, Any]) -> Snapshot | None:
-        """A consumer asked for a refresh: call Spotify if the gate allows; None without login."""
+        """A consumer asked for a refresh: call Spotify if the gate allows; None when not."""
         tokens = self._tokens
         if tokens is None or self._login_rejected:
             return None
-        if self._gate.should_call(request, body, tokens, now=self._clock.monotonic()):
-            self._refresh(str(body.get("reason") or "requested"))
+        if not self._gate.should_call(request, body, tokens, now=self._clock.monotonic()):
+            return None  # the current token is the answer
+        self._refresh(str(body.get("reason") or "requested"))
         return self._handover()
 
     def explain(self, message: str) -> Snapshot:
@@ -276,13 +284,6 @@ class SessionKeeper:
         _LOG.warning("refresh failed (%s); attempt %d, next in %.1f s", err, self._failures, delay)
         self._apply(Event.TRANSIENT_FAILURE, f"refresh failed ({err}); retrying in {delay:.0f} s")
         self._step.changed.add(Retained.HEALTH)
-
-    def _needs_app_token(self) -> bool:
-        """The app token (degraded mode) is fetched while the user's login is unusable."""
-        if not self._app.possible:
-            return False
-        tokens = self._tokens
-        return self._login_rejected or tokens is None or tokens.expires_at <= self._clock.wall()
 
     # ---- health checks ----------------------------------------------------------------
 

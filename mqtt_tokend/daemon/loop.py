@@ -19,7 +19,6 @@ from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks
-from mqtt_tokend.daemon.snapshot import Snapshot
 
 _LOG = logging.getLogger(__name__)
 
@@ -99,11 +98,12 @@ class Agent:
 
     def refresh_on_request(self, request: Request, body: dict[str, Any]) -> bool | None:
         """Refresh if the gate allows; True when the token changed, None without a login."""
-        before = self._keeper.tokens
-        snapshot: Snapshot | None = self._keeper.refresh_requested(request, body)
-        if snapshot is None:
+        if not self._keeper.logged_in:
             return None
-        self._sinks.feed(snapshot)
+        before = self._keeper.tokens
+        snapshot = self._keeper.refresh_requested(request, body)
+        if snapshot is not None:  # Spotify was called
+            self._sinks.feed(snapshot)
         return self._keeper.tokens is not before
 
     def finish_login(self, payload: bytes) -> dict[str, Any]:
