@@ -13,8 +13,9 @@ from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.messages import Reply
-from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Connected
+from mqtt_tokend.daemon.loop import Agent
+from mqtt_tokend.daemon.wiring import build_agent
 from mqtt_tokend.errors import TokendError
 
 START = 1_800_000_000.0
@@ -158,16 +159,16 @@ def running_agent(
     clock: FakeClock,
 ) -> Agent:
     """An agent started and connected as the service runs it, on the fakes (seeded jitter)."""
-    agent = Agent(
+    agent = build_agent(
         config=config,
         store=store,
-        spotify=spotify,  # type: ignore[arg-type]
+        spotify=spotify,
         cipher=cipher,
         publisher=publisher,
         inbox=queue.Queue(),
         clock=clock,
         rng=random.Random(7),
     )
-    agent._start()
+    agent.start()
     agent.step(Connected())
     return agent

@@ -15,19 +15,54 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.spotify import SpotifyClient
+from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import PENDING_FILE, Tokens, TokenStore, read_json, write_json
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
 
 PENDING_MAX_AGE = 3600.0
+
+
+class LoginSpotify(Protocol):
+    """What a login needs from the Spotify client (`SpotifyClient`, or a test's fake)."""
+
+    @property
+    def client_id(self) -> str:
+        """The app's client id."""
+        ...
+
+    @property
+    def confidential(self) -> bool:
+        """True when a client secret is configured."""
+        ...
+
+    def authorize_url(
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        scopes: Iterable[str],
+        code_challenge: str | None = None,
+    ) -> str:
+        """The URL a person opens to approve access."""
+        ...
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None = None
+    ) -> TokenGrant:
+        """Trade an authorization code for tokens."""
+        ...
+
+    def me(self, access_token: str) -> dict[str, Any]:
+        """The user's profile."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +84,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def begin(spotify: SpotifyClient, config: SpotifyConfig, *, now: float) -> Authorization:
+def begin(spotify: LoginSpotify, config: SpotifyConfig, *, now: float) -> Authorization:
     """Start a login: PKCE for a public client, the plain code flow with a client secret."""
     state = secrets.token_urlsafe(16)  # 128 bits; short, for Home Assistant's 255-char text
     verifier: str | None = None
@@ -101,7 +136,7 @@ def complete(
     authorization: Authorization,
     code: str,
     *,
-    spotify: SpotifyClient,
+    spotify: LoginSpotify,
     store: TokenStore,
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:

@@ -5,34 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Protocol
+from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import ONLINE, Topics
 from mqtt_tokend.contract.wire import TokenKind, response_payload, token_plaintext
+from mqtt_tokend.daemon.ports import Publisher
 
 _LOG = logging.getLogger(__name__)
-
-
-class Publisher(Protocol):
-    """What the agent needs from the MQTT side."""
-
-    @property
-    def connected(self) -> bool:
-        """True while the broker has accepted us."""
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes | str,
-        *,
-        retain: bool,
-        expiry: int | None = None,
-        reply: Reply | None = None,
-    ) -> None:
-        """Publish at QoS 1."""
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -54,7 +36,7 @@ class Broadcaster:
     def token(
         self,
         *,
-        kind: str,
+        kind: TokenKind,
         access_token: str | None,
         scope: str = "",
         expires_at: float = 0.0,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mqtt_tokend.adapters.spotify import SpotifyClient
-from mqtt_tokend.core.timing import Clock
-from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -18,26 +16,22 @@ def named_devices(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in devices if isinstance(d.get("id"), str) and isinstance(d.get("name"), str)]
 
 
-class Surroundings:
+class DeviceWatch:
     """The account's Spotify Connect devices and the local player's zeroconf state."""
 
-    def __init__(
-        self, *, spotify: SpotifyClient, out: Broadcaster, clock: Clock, zeroconf_url: str
-    ) -> None:
+    def __init__(self, *, spotify: SpotifyPort, zeroconf_url: str) -> None:
         self._spotify = spotify
-        self._out = out
-        self._clock = clock
         self._zeroconf_url = zeroconf_url
         self.player: dict[str, Any] | None = None  # for the health record
 
-    def publish_devices(self, access_token: str) -> None:
-        """Ask Spotify for the devices and publish them (retained); skip quietly on failure."""
+    def fetch(self, access_token: str) -> list[dict[str, Any]] | None:
+        """The devices that can be shown; None (quietly) when Spotify does not say."""
         try:
             devices = self._spotify.devices(access_token)
         except TokendError as err:
             _LOG.info("devices not available: %s", err)
-            return
-        self._out.devices(named_devices(devices), now=self._clock.wall())
+            return None
+        return named_devices(devices)
 
     def check_player(self) -> None:
         """Does the local player still have an active user (playback survives without us)?"""

@@ -8,17 +8,19 @@ from pathlib import Path
 
 from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.health import reauth_warnings_due
 from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.remote_login import RemoteLogin
+from mqtt_tokend.daemon.snapshot import Snapshot
 
 _LOG = logging.getLogger(__name__)
 
 CLIENT_FIX = "Fix spotify.client_id / spotify.client_secret in the config, then restart the agent."
+RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
 
 
-class People:
+class Notifier:
     """Keeps the notice file, the alerts and the offered login in step with the problem."""
 
     def __init__(
@@ -28,15 +30,24 @@ class People:
         state_dir: Path,
         login: RemoteLogin,
         instructions: str,
-        warn_days: tuple[float, ...],
     ) -> None:
         self._out = out
         self._state_dir = state_dir
         self._login = login
         self.instructions = instructions
-        self._warn_days = warn_days
         self.current: Alert | None = None  # the problem a person is told about right now
-        self.reminded: set[float] = set()  # reauth_soon thresholds already announced
+
+    def follow(self, snapshot: Snapshot) -> None:
+        """Replay the step's events: a person's part begins, changes or ends; reminders."""
+        for happening in snapshot.happenings:
+            if happening.login_rejected:
+                self.must_log_in(happening.message, happening.at)
+            elif happening.event == Event.CLIENT_REJECTED:
+                self.client_rejected(happening.message, happening.at)
+            elif happening.event in RECOVERY_EVENTS:
+                self.recovered(happening.message, happening.at)
+        if snapshot.reauth_reminder and snapshot.reauth_by is not None:
+            self.remind(snapshot.now, snapshot.reauth_by)
 
     def must_log_in(self, message: str, now: float) -> None:
         """The login is unusable: a person must run `auth` (or paste one into the dashboard)."""
@@ -56,16 +67,16 @@ class People:
         notice_file.clear_notice(self._state_dir)
         self._out.alert(Alert(notices.RECOVERED, f"recovered: {message}", now))
 
-    def remind(self, now: float, reauth_by: float | None) -> bool:
-        """A `reauth_soon` alert at each threshold before `reauth_by`; True when one was sent."""
-        due = reauth_warnings_due(now, reauth_by, warn_days=self._warn_days, sent=self.reminded)
-        if not due or reauth_by is None:
-            return False
-        self.reminded.update(due)
+    def remind(self, now: float, reauth_by: float) -> None:
+        """A `reauth_soon` alert: the keeper found a threshold before `reauth_by` crossed."""
         days = max(0.0, (reauth_by - now) / 86400)
         message = f"Spotify ends this login in {days:.1f} days; log in again before then"
         self._out.alert(Alert(notices.REAUTH_SOON, message, now, self.instructions))
-        return True
+
+    def login_failed(self, message: str, now: float) -> None:
+        """A pasted login was refused: say so where Home Assistant shows it."""
+        fix = "Open the newest authorization link, approve, and paste the final address."
+        self._out.alert(Alert(notices.AUTH_FAILED, message, now, fix))
 
     def _raise(self, problem: Alert) -> None:
         if self.current is not None and self.current.event == problem.event:

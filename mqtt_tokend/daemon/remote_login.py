@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mqtt_tokend.adapters import login as auth
-from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
+from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.errors import InputError
 
 MAX_REDIRECT_BYTES = 4096
@@ -25,7 +25,7 @@ class RemoteLogin:
     def __init__(
         self,
         *,
-        spotify: SpotifyClient,
+        spotify: SpotifyPort,
         config: SpotifyConfig,
         store: TokenStore,
         now: Callable[[], float],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import random
 import signal
 import socket
 import threading
@@ -17,11 +18,21 @@ from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract import homeassistant
+from mqtt_tokend.contract.health import auth_instructions
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE, Topics
-from mqtt_tokend.core.timing import SystemClock
-from mqtt_tokend.daemon.agent import Agent
+from mqtt_tokend.core.timing import Clock, SystemClock
+from mqtt_tokend.daemon.app_token import AppTokenKeeper
+from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
+from mqtt_tokend.daemon.keeper import SessionKeeper
+from mqtt_tokend.daemon.loop import Agent
+from mqtt_tokend.daemon.notify import Notifier
+from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
+from mqtt_tokend.daemon.remote_login import RemoteLogin
+from mqtt_tokend.daemon.sinks import Sinks
+from mqtt_tokend.daemon.token_files import TokenFiles
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,6 +65,52 @@ def make_spotify(config: Config) -> SpotifyClient:
     )
 
 
+def build_agent(
+    *,
+    config: Config,
+    store: TokenStore,
+    spotify: SpotifyPort,
+    cipher: TokenCipher,
+    publisher: Publisher,
+    inbox: queue.Queue[InboxItem],
+    clock: Clock,
+    rng: random.Random | None = None,
+) -> Agent:
+    """The keeper, the sinks and the loop around them, for this configuration."""
+    settings = config.agent
+    mqtt = Broadcaster(publisher, Topics(config.mqtt.base_topic), cipher)
+    login = RemoteLogin(spotify=spotify, config=config.spotify, store=store, now=clock.wall)
+    keeper = SessionKeeper(
+        settings=settings,
+        files=TokenFiles(store=store, key_file=settings.key_file, cipher=cipher),
+        spotify=spotify,
+        app=AppTokenKeeper(
+            spotify=spotify,
+            clock=clock,
+            early=settings.refresh_early_seconds,
+            retry=settings.max_backoff,
+        ),
+        devices=DeviceWatch(spotify=spotify, zeroconf_url=config.player.zeroconf_url),
+        clock=clock,
+        rng=rng,
+    )
+    notifier = Notifier(
+        out=mqtt,
+        state_dir=store.state_dir,
+        login=login,
+        instructions=auth_instructions(str(config.path) if config.path else None),
+    )
+    sinks = Sinks(
+        mqtt=mqtt,
+        notifier=notifier,
+        login=login,
+        store=store,
+        homeassistant=config.homeassistant,
+        check_interval=settings.check_interval,
+    )
+    return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox)
+
+
 def serve(config: Config) -> int:
     """Run the agent in the foreground until SIGTERM or SIGINT; return the exit status."""
     logsafe.remember(config.spotify.client_secret, config.mqtt.password)
@@ -77,7 +134,7 @@ def serve(config: Config) -> int:
         on_message=on_message,
     )
     spotify = make_spotify(config)
-    agent = Agent(
+    agent = build_agent(
         config=config,
         store=store,
         spotify=spotify,

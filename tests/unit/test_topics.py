@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import queue
-import random
 from pathlib import Path
 from types import ModuleType
 
@@ -26,10 +24,9 @@ from mqtt_tokend.contract.wire import (
     token_plaintext,
     token_sha256,
 )
-from mqtt_tokend.daemon.agent import Agent
-from mqtt_tokend.daemon.inbox import Connected, Request
+from mqtt_tokend.daemon.inbox import Request
 from tests.contract import SCHEMAS, TOPICS_DIR, Contract
-from tests.fakes import FakeClock, FakePublisher, FakeSpotify
+from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
 BASE = "lofi/spotify"
 TOPICS = Topics(BASE)
@@ -149,18 +146,14 @@ def agent_run(tmp_path: Path, clock: FakeClock) -> tuple[FakePublisher, TokenCip
         )
     )
     publisher = FakePublisher()
-    agent = Agent(
+    agent = running_agent(
         config=config,
         store=store,
-        spotify=FakeSpotify(),  # type: ignore[arg-type]
+        spotify=FakeSpotify(),
         cipher=cipher,
         publisher=publisher,
-        inbox=queue.Queue(),
         clock=clock,
-        rng=random.Random(7),
     )
-    agent._start()
-    agent.step(Connected())
 
     def ask(verb: str, body: object = None, raw: bytes = b"") -> None:
         payload = raw or (json.dumps(body).encode() if body is not None else b"")

@@ -1,0 +1,117 @@
+"""The agent's loop: one thread feeds the keeper and hands each snapshot to the sinks.
+
+MQTT callbacks only put items into the inbox; the loop waits on it with a timeout that is
+the time left until the keeper's next deadline (refresh, retry, app token, check), so
+nothing is polled. The keeper writes to disk before it returns; only then do the sinks run.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from typing import Any
+
+from mqtt_tokend.adapters.store import Tokens
+from mqtt_tokend.contract.health import State
+from mqtt_tokend.daemon.answers import RequestHandler
+from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
+from mqtt_tokend.daemon.keeper import SessionKeeper
+from mqtt_tokend.daemon.remote_login import RemoteLogin
+from mqtt_tokend.daemon.sinks import Sinks
+
+_LOG = logging.getLogger(__name__)
+
+
+class Agent:
+    """Serves the inbox: requests are answered, due work is done, results are published."""
+
+    def __init__(
+        self,
+        *,
+        keeper: SessionKeeper,
+        sinks: Sinks,
+        login: RemoteLogin,
+        mqtt: Broadcaster,
+        inbox: queue.Queue[InboxItem],
+    ) -> None:
+        self._keeper = keeper
+        self._sinks = sinks
+        self._login = login
+        self._inbox = inbox
+        self._answers = RequestHandler(self, mqtt)
+
+    @property
+    def state(self) -> State:
+        """The current health state."""
+        return self._keeper.state
+
+    @property
+    def tokens(self) -> Tokens | None:
+        """The user's tokens in use."""
+        return self._keeper.tokens
+
+    def run(self) -> None:
+        """Serve until a Stop item arrives."""
+        self.start()
+        while True:
+            try:
+                item = self._inbox.get(timeout=self.seconds_until_next_deadline())
+            except queue.Empty:
+                item = None
+            if isinstance(item, Stop):
+                return
+            self.step(item)
+
+    def start(self) -> None:
+        """Load the stored login (nothing is published before the broker accepts us)."""
+        self._sinks.feed(self._keeper.start())
+
+    def step(self, item: InboxItem | None = None) -> None:
+        """Handle one item (or none) and whatever is due: the loop body."""
+        if isinstance(item, Connected):
+            self._sinks.announce(self._keeper.snapshot())
+        elif isinstance(item, Request) and self._sinks.is_birth(item.message):
+            _LOG.info("Home Assistant (re)started; publishing discovery again")
+            self._sinks.announce(self._keeper.snapshot())
+        elif isinstance(item, Request):
+            self._answers.handle(item)
+        self._sinks.feed(self._keeper.run_due())
+
+    def seconds_until_next_deadline(self) -> float:
+        """How long the loop may wait for the inbox before something is due."""
+        return self._keeper.seconds_until_next_deadline()
+
+    def final_messages(self) -> list[tuple[str, bytes]]:
+        """What to publish on a clean stop: offline, and the health record saying so."""
+        return self._sinks.final_messages(self._keeper.snapshot())
+
+    # ---- what answering needs (answers.Session) -------------------------------------------
+
+    def health_payload(self) -> dict[str, Any]:
+        """The health record as of now."""
+        return self._sinks.health(self._keeper.snapshot()).to_payload()
+
+    def check(self) -> None:
+        """Verify the session with Spotify now, and publish the result."""
+        self._sinks.feed(self._keeper.check())
+
+    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> bool | None:
+        """Refresh if the gate allows; True when the token changed, None without a login."""
+        if not self._keeper.logged_in:
+            return None
+        before = self._keeper.tokens
+        snapshot = self._keeper.refresh_requested(request, body)
+        if snapshot is not None:  # Spotify was called
+            self._sinks.feed(snapshot)
+        return self._keeper.tokens is not before
+
+    def finish_login(self, payload: bytes) -> dict[str, Any]:
+        """Complete the offered login; the keeper picks up the stored tokens in this step."""
+        return self._login.finish(payload)
+
+    def login_failed(self, message: str) -> None:
+        """A pasted login was refused: the health record and an alert say why."""
+        snapshot = self._keeper.explain(message)
+        self._sinks.feed(snapshot)
+        self._sinks.login_failed(message, snapshot.now)
