@@ -1,5 +1,9 @@
 """The Spotify client: token grants on the Accounts service and the two Web API calls we use.
 
+Every call has one overall deadline, `timeout` seconds from its start: the timeout `requests`
+takes applies to each read, so a front end trickling a byte a second would hold a call for
+minutes. A timer shuts the call's socket down when the deadline passes (`_Deadline`).
+
 Every failure is classified once, in `_classify`, where the response is read:
 `invalid_grant` needs a human (AuthRejected), `invalid_client` is configuration
 (ClientRejected), 429/5xx/network errors/unparseable bodies are transient (TransientError),
@@ -8,9 +12,12 @@ and a 401 from the Web API means the access token must be refreshed (AccessToken
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import math
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +25,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from mqtt_tokend.errors import (
     AccessTokenRejected,
@@ -162,6 +172,90 @@ def _grant(body: dict[str, Any], *, what: str) -> TokenGrant:
     )
 
 
+class _Deadline:
+    """The connections one call uses; all cut (shut down) once the call's deadline passes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: list[HTTPConnection] = []
+        self.expired = False
+
+    def watch(self, connection: HTTPConnection) -> None:
+        """Cut `connection` when the deadline passes (at once if it has)."""
+        with self._lock:
+            self._connections.append(connection)
+            if self.expired:
+                _cut(connection)
+
+    def expire(self) -> None:
+        """The deadline has passed: a blocked read returns at once, with an error."""
+        with self._lock:
+            self.expired = True
+            for connection in self._connections:
+                _cut(connection)
+
+
+def _cut(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_CALL = threading.local()  # the _Deadline of the call running on this thread, if any
+
+
+def _watch(connection: HTTPConnection) -> None:
+    deadline: _Deadline | None = getattr(_CALL, "deadline", None)
+    if deadline is not None:
+        deadline.watch(connection)
+
+
+class _WatchedHTTP(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)  # a kept-alive connection is not connected again
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPS(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections a call's deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, building pools of watched connections."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def deadline_session() -> requests.Session:
+    """A session whose calls `SpotifyClient` can hold to an overall deadline."""
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
+
+
 class SpotifyClient:
     """One keep-alive HTTP session to Spotify's Accounts service and Web API."""
 
@@ -181,7 +275,7 @@ class SpotifyClient:
         self.accounts_url = accounts_url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         self._timeout = timeout
-        self._session = session or requests.Session()
+        self._session = session or deadline_session()
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -281,6 +375,34 @@ class SpotifyClient:
         what: str,
         web_api: bool = False,
         hide: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        deadline = _Deadline()
+        timer = threading.Timer(self._timeout, deadline.expire)
+        timer.daemon = True
+        _CALL.deadline = deadline
+        timer.start()
+        try:
+            return self._exchange(method, url, what=what, web_api=web_api, hide=hide, **kwargs)
+        except TransientError as err:
+            if deadline.expired:
+                raise TransientError(
+                    f"{what}: no complete answer from Spotify within {self._timeout:g} s",
+                    status=err.status,
+                ) from err
+            raise
+        finally:
+            timer.cancel()
+            _CALL.deadline = None
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        web_api: bool,
+        hide: Iterable[str],
         **kwargs: Any,
     ) -> dict[str, Any]:
         try:

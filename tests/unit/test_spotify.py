@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -568,3 +569,41 @@ def test_classify_401_on_token_endpoint_is_not_an_access_token_rejection() -> No
         _classify(response, what="refresh", now=NOW, web_api=False)
     assert type(caught.value) is SpotifyError
     assert caught.value.status == 401
+
+
+# -- the overall deadline, against the emulator over real HTTP -------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["token", "me"])
+def test_a_trickling_answer_fails_within_the_deadline(endpoint: str) -> None:
+    """One byte every 0.3 s passes a 1 s per-read timeout for a minute; the call gives up at 1 s."""
+    from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+
+    outcome: list[BaseException | dict[str, Any] | TokenGrant] = []
+    done = threading.Event()
+    with SpotifyEmulator() as emulator:
+        emulator.inject("trickle", endpoint=endpoint, delay=0.3)
+        client = SpotifyClient(
+            client_id=DEMO_CLIENT_ID,
+            accounts_url=emulator.url,
+            api_url=emulator.url,
+            timeout=1.0,
+        )
+
+        def call() -> None:
+            try:
+                if endpoint == "token":
+                    outcome.append(client.refresh("any-refresh-token"))
+                else:
+                    outcome.append(client.me("any-access-token"))
+            except BaseException as err:  # handed to the test thread
+                outcome.append(err)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        # The whole trickled 503 takes over a minute; the deadline ends the call at 1 s.
+        assert done.wait(10), "the call was still reading the trickle after 10 s"
+        client.close()
+    assert isinstance(outcome[0], TransientError)
+    assert "within 1 s" in str(outcome[0])

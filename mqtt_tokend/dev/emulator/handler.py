@@ -8,6 +8,7 @@ import logging
 import math
 import select
 import socket
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
@@ -25,6 +26,7 @@ from mqtt_tokend.dev.emulator.faults import Fault
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from io import BufferedIOBase
 
     from mqtt_tokend.dev.emulator.server import EmulatorServer
 
@@ -79,6 +81,22 @@ def _error_page(message: str) -> bytes:
         "<!doctype html><html><head><title>Error - Spotify</title></head><body>"
         f"<h1>Oops! Something went wrong</h1><p>{html.escape(message)}</p></body></html>"
     ).encode()
+
+
+class _Trickle:
+    """A writer that sends one byte every `interval` seconds, as a stalled front end does."""
+
+    def __init__(self, out: BufferedIOBase, interval: float, stopping: threading.Event) -> None:
+        self._out, self._interval, self._stopping = out, interval, stopping
+
+    def write(self, data: bytes) -> int:
+        """Send `data` a byte at a time; ConnectionAbortedError when the emulator stops."""
+        for index in range(len(data)):
+            self._out.write(data[index : index + 1])
+            self._out.flush()
+            if self._stopping.wait(self._interval):
+                raise ConnectionAbortedError("the emulator is stopping")
+        return len(data)
 
 
 def _reason(status: int) -> str:
@@ -279,6 +297,21 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             full = json.dumps(_PLAUSIBLE[endpoint]).encode()
             self._send(200, full[: len(full) // 2], "application/json")
             return True
+        if fault.kind == "trickle":
+            # An error answer, so a client patient enough to read it all still gets no token.
+            self.close_connection = True
+            plain = self.wfile
+            self.wfile = cast("Any", _Trickle(plain, fault.delay, self._srv.stopping))
+            try:
+                self._render(fault, endpoint)
+            finally:
+                self.wfile = plain
+            return True
+        self._render(fault, endpoint)
+        return True
+
+    def _render(self, fault: Fault, endpoint: str) -> None:
+        """The error answer of a "status", "rate_limit" or "trickle" fault."""
         status, headers = fault.status, []
         if fault.kind == "rate_limit":
             status = 429
@@ -291,7 +324,6 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._json(body, status, headers)
         else:
             self._json(api_error(status, _reason(status)).body, status, headers)
-        return True
 
     # -- control endpoints -----------------------------------------------------------------
 
