@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import http.server
+import logging
 import math
 import secrets
 import socket
@@ -26,6 +27,8 @@ from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import PENDING_FILE, Tokens, TokenStore, read_json, write_json
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
+
+_LOG = logging.getLogger(__name__)
 
 PENDING_MAX_AGE = 3600.0
 
@@ -157,28 +160,42 @@ def save_pending(store: TokenStore, cipher: TokenCipher, authorization: Authoriz
 
 
 def load_pending(store: TokenStore, cipher: TokenCipher, *, now: float) -> Authorization | None:
-    """The login in progress, or None when there is none or it is too old to finish."""
+    """The login in progress, or None when there is none or it is too old to finish.
+
+    An unusable file (not ours, or not for these keys) is renamed aside with a warning.
+    """
+    path = store.path(PENDING_FILE)
     try:
-        record = read_json(store.path(PENDING_FILE))
+        record = read_json(path)
         if record is None:
             return None
         secret = cipher.decrypt_json(str(record["secret"]))
         authorization = Authorization(
-            url=str(secret["url"]),
-            redirect_uri=str(record["redirect_uri"]),
+            url=_text(secret["url"]),
+            redirect_uri=_text(record["redirect_uri"]),
             created_at=float(record["created_at"]),
-            state=str(secret["state"]),
+            state=_text(secret["state"]),
             code_verifier=secret.get("code_verifier"),
         )
-    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError):
-        return None
-    if not isinstance(authorization.code_verifier, str | None):
-        return None
-    if not math.isfinite(authorization.created_at):
+        if not isinstance(authorization.code_verifier, str | None):
+            raise TypeError("code_verifier is not text")
+        if isinstance(record["created_at"], bool) or not math.isfinite(authorization.created_at):
+            raise ValueError("created_at is not a time")
+    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError) as err:
+        detail = str(err) if isinstance(err, StoreError | CryptoError) else type(err).__name__
+        _LOG.warning("%s is not a usable login in progress (%s); start a new login", path, detail)
+        if path.is_file():  # a directory in its place is the operator's to move
+            store.keep_aside(PENDING_FILE)
         return None
     if now - authorization.created_at > PENDING_MAX_AGE:
         return None
     return authorization
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__}, not text")
+    return value
 
 
 def clear_pending(store: TokenStore) -> None:

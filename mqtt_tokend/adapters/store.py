@@ -12,12 +12,14 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write
+from mqtt_tokend.contract.health import State
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -116,9 +118,76 @@ def read_json(path: Path) -> dict[str, Any] | None:
 PENDING_FILE = "pending_auth.json"
 
 
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_time_or_none(value: object) -> bool:
+    return value is None or _is_time(value)
+
+
+def _is_text_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_times(value: object) -> bool:
+    return isinstance(value, list) and all(_is_time(item) for item in value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# The known keys of each plain record and what each must hold; unknown keys are let through
+# (a newer version may add some), a known key of the wrong type means the file is not ours.
+SESSION_FIELDS: dict[str, Callable[[object], bool]] = {
+    "authorized_at": _is_time_or_none,
+    "last_refresh": _is_time_or_none,
+    "client_id": _is_text_or_none,
+    "display_name": _is_text_or_none,
+    "user_id": _is_text_or_none,
+    "reauth_warned": _is_times,
+    "retry_after_until": _is_time_or_none,
+}
+STATUS_FIELDS: dict[str, Callable[[object], bool]] = {
+    "state": lambda value: value in {state.value for state in State},
+    "message": lambda value: isinstance(value, str),
+    "checked_at": _is_time,
+    "expires_at": _is_time_or_none,
+    "last_refresh": _is_time_or_none,
+    "next_refresh": _is_time_or_none,
+    "reauth_by": _is_time_or_none,
+    "retry_after_until": _is_time_or_none,
+    "consecutive_failures": _is_count,
+    "instructions": _is_text_or_none,
+    "user": _is_text_or_none,
+}
+STATUS_REQUIRED = ("state", "message", "checked_at")
+
+
+def shape_problems(
+    record: dict[str, Any], fields: dict[str, Callable[[object], bool]], required: tuple[str, ...]
+) -> list[str]:
+    """What is wrong with a record's known keys ("reauth_warned is int"), empty when fine."""
+    problems = [f"{key} is missing" for key in required if key not in record]
+    problems += [
+        f"{key} is {type(record[key]).__name__}"
+        for key, valid in fields.items()
+        if key in record and not valid(record[key])
+    ]
+    return problems
+
+
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     """The agent's last health record (no key needed); None when absent, StoreError if bad."""
-    return read_json(state_dir / STATUS_FILE)
+    path = state_dir / STATUS_FILE
+    record = read_json(path)
+    if record is None:
+        return None
+    problems = shape_problems(record, STATUS_FIELDS, STATUS_REQUIRED)
+    if problems:
+        raise StoreError(f"{path} is not a health record ({'; '.join(problems)})")
+    return record
 
 
 LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
@@ -189,7 +258,7 @@ class TokenStore:
                 continue
             if name == BACKUP_FILE:
                 _LOG.warning("using the backup tokens; the main token file was missing or unusable")
-                self._keep_aside(TOKENS_FILE)
+                self.keep_aside(TOKENS_FILE)
                 self.save(tokens)
             return tokens
         if problems:
@@ -216,12 +285,21 @@ class TokenStore:
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
     def load_session(self) -> dict[str, Any]:
-        """The non-secret session record, empty when absent or unreadable."""
+        """The non-secret session record; empty when absent, or unusable (then kept aside)."""
+        path = self.path(SESSION_FILE)
         try:
-            return read_json(self.path(SESSION_FILE)) or {}
+            session = read_json(path) or {}
         except StoreError as err:
-            _LOG.warning("%s; starting a new session record", err)
-            return {}
+            problem = str(err)
+        else:
+            problems = shape_problems(session, SESSION_FIELDS, ())
+            if not problems:
+                return session
+            problem = f"{path} is not a session record ({'; '.join(problems)})"
+        _LOG.warning("%s; starting a new session record", problem)
+        if path.is_file():  # a directory or a device in its place is the operator's to move
+            self.keep_aside(SESSION_FILE)
+        return {}
 
     def save_session(self, session: dict[str, Any]) -> None:
         """Write the non-secret session record."""
@@ -234,7 +312,11 @@ class TokenStore:
         write_json(self.path(STATUS_FILE), status, mode=0o644)
 
     def load_status(self) -> dict[str, Any] | None:
-        """The last health record written, or None."""
+        """The last health record written, or None; StoreError when it is not a health record.
+
+        Not kept aside: the agent overwrites it at its next publish, and until then `status`
+        and `health-check` report it as unusable rather than trust it.
+        """
         return read_status(self.state_dir)
 
     def _read_tokens(self, path: Path) -> Tokens | None:
@@ -254,12 +336,18 @@ class TokenStore:
         except StoreError as err:
             raise StoreError(f"{path}: {err}") from None
 
-    def _keep_aside(self, name: str) -> None:
+    def keep_aside(self, name: str) -> None:
+        """Rename an unusable state file to NAME.corrupt (never delete what may be evidence)."""
         path = self.path(name)
         aside, number = path.with_name(f"{name}.corrupt"), 1
         while aside.exists():  # an older unusable copy is kept too
             number += 1
             aside = path.with_name(f"{name}.{number}.corrupt")
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.replace(aside)
-            _LOG.warning("kept the unusable %s as %s", name, aside.name)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            _LOG.warning("cannot keep the unusable %s aside (%s)", name, err.strerror)
+            return
+        _LOG.warning("kept the unusable %s as %s", name, aside.name)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from mqtt_tokend.adapters.lock import LOCK_FILE
+from mqtt_tokend.adapters.store import SESSION_FILE, read_status
 from mqtt_tokend.errors import EX_CONFIG
 from tests.integration.conftest import AgentProcess, cli
 
@@ -47,3 +48,20 @@ def test_run_with_a_missing_key_file_exits_78(logged_in: Path) -> None:
     assert result.returncode == EX_CONFIG, result.stderr
     assert "configuration error" in result.stderr
     assert "fernet.key" in result.stderr
+
+
+def test_a_wrong_shaped_session_file_does_not_stop_the_agent(logged_in: Path) -> None:
+    """Issue 12, item 8: `{"reauth_warned": 5}` crashed the start with a TypeError."""
+    state = logged_in.parent / "state"
+    (state / SESSION_FILE).write_text('{"reauth_warned": 5}')
+    agent = AgentProcess(logged_in).start()
+    try:
+        deadline = time.monotonic() + 20
+        while (read_status(state) or {}).get("state") != "ok":
+            assert agent.process is not None and agent.process.poll() is None, agent.output()
+            assert time.monotonic() < deadline, agent.output()
+            time.sleep(0.1)
+        assert (state / f"{SESSION_FILE}.corrupt").exists()
+        assert "is not a session record (reauth_warned is int)" in agent.output()
+    finally:
+        agent.stop()

@@ -315,3 +315,44 @@ def test_listen_for_redirect_port_in_use_is_input_error() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
             listen_for_redirect(f"http://127.0.0.1:{port}/callback", timeout=0.01)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["not json", "no secret", "secret of another key", "created_at text", "created_at bool"],
+)
+def test_an_unusable_pending_login_is_kept_aside(
+    store: TokenStore,
+    cipher: TokenCipher,
+    authorization: Authorization,
+    damage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    save_pending(store, cipher, authorization)
+    path = store.path(PENDING_FILE)
+    record = json.loads(path.read_text())
+    if damage == "not json":
+        path.write_text("{cut")
+    else:
+        if damage == "no secret":
+            del record["secret"]
+        elif damage == "secret of another key":
+            record["secret"] = TokenCipher([generate_key()]).encrypt_json({"state": "s"})
+        elif damage == "created_at text":
+            record["created_at"] = "yesterday"
+        else:
+            record["created_at"] = True
+        path.write_text(json.dumps(record))
+    assert load_pending(store, cipher, now=NOW + 60) is None
+    assert not path.exists()
+    assert path.with_name(f"{PENDING_FILE}.corrupt").exists()
+    assert "is not a usable login in progress" in caplog.text
+    assert authorization.state not in caplog.text
+
+
+def test_an_old_pending_login_is_ignored_not_kept_aside(
+    store: TokenStore, cipher: TokenCipher, authorization: Authorization
+) -> None:
+    save_pending(store, cipher, authorization)
+    assert load_pending(store, cipher, now=NOW + 7200) is None
+    assert store.path(PENDING_FILE).exists()
