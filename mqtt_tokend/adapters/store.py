@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,9 +94,12 @@ def _seconds(data: dict[str, Any], key: str) -> float:
     return seconds
 
 
-def write_json(path: Path, value: dict[str, Any], *, mode: int = 0o600) -> None:
+def write_json(
+    path: Path, value: dict[str, Any], *, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
     """Atomically write a JSON object."""
-    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode=mode)
+    data = (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(path, data, mode=mode, owner=owner)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -191,6 +195,49 @@ def read_status(state_dir: Path) -> dict[str, Any] | None:
 
 
 LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
+ENCRYPTED_FIELDS = {TOKENS_FILE: "tokens", BACKUP_FILE: "tokens", PENDING_FILE: "secret"}
+
+
+def reencrypt(state_dir: Path, cipher: TokenCipher) -> list[str]:
+    """Re-encrypt the state files with `cipher`'s primary key, before older keys are retired.
+
+    `cipher` must hold the new key and the old ones. A file no key opens, or not ours, is
+    left as it is (it is lost already, and the agent keeps it aside). Returns the names
+    rewritten; StoreError when the directory or a file cannot be read or written, since
+    retiring a key then could lose the login.
+    """
+    try:
+        present = {path.name for path in state_dir.iterdir()}
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise StoreError(f"state directory {state_dir} cannot be read ({err.strerror})") from None
+    rewritten = []
+    for name, key in ENCRYPTED_FIELDS.items():
+        if name not in present:
+            continue
+        path = state_dir / name
+        try:
+            record = read_json(path)
+        except StoreError:
+            if os.access(path, os.R_OK):
+                continue  # not JSON: unusable already
+            raise
+        payload = record.get(key) if record is not None else None
+        if record is None or not isinstance(payload, str) or cipher.is_primary(payload):
+            continue
+        try:
+            record[key] = cipher.encrypt(cipher.decrypt(payload)).decode("ascii")
+        except CryptoError:
+            continue
+        try:
+            info = path.stat()
+            mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
+            write_json(path, record, mode=mode, owner=owner)
+        except OSError as err:
+            raise StoreError(f"{path} cannot be re-encrypted ({err.strerror})") from None
+        rewritten.append(name)
+    return rewritten
 
 
 def remove_login(state_dir: Path) -> list[Path]:

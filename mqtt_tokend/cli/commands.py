@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from mqtt_tokend.adapters import login as auth
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
-from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.adapters.store import TokenStore, reencrypt
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
@@ -281,7 +281,18 @@ def rotate_key(
 ) -> int:
     """Add a new primary key to the key file, then have the agent re-publish with it."""
     path = config.agent.key_file
-    count = rotate_key_file(path, keep=keep)
+
+    def reencrypt_state(cipher: TokenCipher) -> None:
+        # The stored login must not depend on a key about to be retired.
+        try:
+            reencrypt(config.agent.state_dir, cipher)
+        except StoreError as error:
+            raise StoreError(
+                f"{error}. The new key was added and no key was retired; run rotate-key "
+                "again as the agent's user"
+            ) from None
+
+    count = rotate_key_file(path, keep=keep, before_retiring=reencrypt_state)
     print(f"added a new primary key to {path}: {count} keys, the first encrypts", file=out)
     try:
         republished = _republish(config, TokenCipher.from_file(path), timeout=timeout)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, read_key_file
+from mqtt_tokend.adapters.store import read_status
 from mqtt_tokend.consumer import TokenConsumer
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
@@ -120,3 +121,21 @@ def test_rotate_key_without_an_agent_still_rotates_and_says_so(config_file: Path
     assert "added a new primary key" in result.stdout
     assert "did not answer" in result.stderr and "at its next check" in result.stderr
     assert read_key_file(config_file.parent / "fernet.key")[1:] == before
+
+
+def test_rotate_key_keep_1_with_the_agent_stopped_keeps_the_login(logged_in: Path) -> None:
+    """Issue 12, item 7: the stored tokens were left on the retired key and the login lost."""
+    state = logged_in.parent / "state"
+    result = cli(logged_in, "rotate-key", "--keep", "1", "--timeout", "1")
+    assert result.returncode == 0, result.stderr
+    assert len(read_key_file(logged_in.parent / "fernet.key")) == 1
+    agent = AgentProcess(logged_in).start()
+    try:
+        wait_until(
+            lambda: (read_status(state) or {}).get("state") == "ok",
+            timeout=20,
+            what=f"the agent to start ok on the new key:\n{agent.output()}",
+        )
+        assert cli(logged_in, "get-token").returncode == 0
+    finally:
+        agent.stop()
