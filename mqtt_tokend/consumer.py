@@ -26,7 +26,7 @@ from mqtt_tokend.adapters.mqtt import MqttLink, describe, oneshot
 from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import TOKEN_KIND_USER, Topics, rejected_request, token_sha256
-from mqtt_tokend.errors import BrokerError, CryptoError, TokendError
+from mqtt_tokend.errors import BrokerError, ConfigError, CryptoError, TokendError
 
 _LOG = logging.getLogger(__name__)
 
@@ -329,6 +329,11 @@ def fetch_token(
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """A valid token from the broker, waiting up to `timeout` for one to be published."""
+    if app and not config.spotify.client_secret:
+        raise ConfigError(
+            "an app token needs spotify.client_secret: the agent publishes one only for a "
+            "client with a secret. Add it to the configuration, or drop --app for the user token"
+        )
     cipher = cipher or TokenCipher.from_file(config.agent.key_file)
     topics = Topics(config.mqtt.base_topic)
     topic = topics.token_app if app else topics.token

@@ -74,29 +74,78 @@ def begin(spotify: SpotifyClient, config: SpotifyConfig, *, now: float) -> Autho
     )
 
 
-def code_from_redirect(text: str, *, expected_state: str) -> str:
-    """The authorization code from the pasted redirect URL (checking `state`), or a bare code."""
+_CODE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+MIN_CODE_LENGTH = 10  # Spotify's codes run to hundreds of characters; "yes" is not one
+
+
+def _looks_like_code(text: str) -> bool:
+    """Long enough, of the URL-safe alphabet, and mixed case: not "yes", "ok" or "approved"."""
+    return (
+        len(text) >= MIN_CODE_LENGTH
+        and set(text) <= _CODE_ALPHABET
+        and any(c.isupper() for c in text)
+        and any(c.islower() or c.isdigit() for c in text)
+    )
+
+
+PASTE_THIS = (
+    "paste the whole address your browser was sent to after you approved (it starts with the "
+    "redirect URI and holds code= and state=)"
+)
+
+
+def state_digest(state: str) -> str:
+    """What is kept of a finished login's `state`, to recognise its redirect if pasted again."""
+    return hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def code_from_redirect(
+    text: str, *, expected_state: str | None, used_state: str | None = None
+) -> str:
+    """The authorization code from the pasted redirect URL (checking `state`), or a bare code.
+
+    `expected_state`: the login in progress (None when there is none); `used_state`: the
+    `state_digest` of the last finished login, so its redirect pasted again is named as such.
+    Every wrong paste gets the sentence that says what was pasted and what to paste instead.
+    """
     text = text.strip()
     if not text:
-        raise InputError("nothing was pasted: paste the whole address your browser was sent to")
+        raise InputError(f"nothing was pasted: {PASTE_THIS}")
     if "=" not in text and "/" not in text and "?" not in text:
+        if not _looks_like_code(text):
+            raise InputError(f"the pasted text is not a login address or code: {PASTE_THIS}")
         return text  # a bare code
     query = urlsplit(text).query if "?" in text else text
     params = parse_qs(query)
+    if urlsplit(text).path.rstrip("/").endswith("/authorize") or "response_type" in params:
+        raise InputError(
+            f"this is the login link itself: open it in a browser, approve, and then {PASTE_THIS}"
+        )
     if "error" in params:
         raise AuthRejected(
             f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
             error=params["error"][0][:60],
         )
     state = params.get("state", [""])[0]
+    codes = params.get("code", [])
+    if state and used_state and secrets.compare_digest(state_digest(state), used_state):
+        raise InputError(
+            "this login was already used: its tokens are stored. To log in again, open a new "
+            "login link and paste the address that one leads to"
+        )
+    if expected_state is None:
+        raise InputError(
+            "no login is in progress for this address (it expired or was started elsewhere): "
+            "start a new login, open its link, and paste the address it leads to"
+        )
+    cut_short = not state or (len(state) < len(expected_state) and expected_state.startswith(state))
+    if cut_short or not codes or not codes[0]:
+        raise InputError(f"the pasted address is cut off: {PASTE_THIS}")
     if not secrets.compare_digest(state.encode(), expected_state.encode()):
         raise InputError(
             "the pasted address belongs to a different login attempt (its state does not "
             "match): open the URL printed by this command and paste the address it leads to"
         )
-    codes = params.get("code", [])
-    if not codes or not codes[0]:
-        raise InputError("the pasted address has no 'code': paste the whole address")
     return codes[0]
 
 
@@ -135,6 +184,7 @@ def complete(
             "display_name": profile.get("display_name"),
             "user_id": profile.get("id"),
             "last_refresh": issued,
+            "used_login": state_digest(authorization.state),
         }
     )
     return profile

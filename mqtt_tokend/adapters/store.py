@@ -152,6 +152,7 @@ SESSION_FIELDS: dict[str, Callable[[object], bool]] = {
     "user_id": _is_text_or_none,
     "reauth_warned": _is_times,
     "retry_after_until": _is_time_or_none,
+    "used_login": _is_text_or_none,
 }
 STATUS_FIELDS: dict[str, Callable[[object], bool]] = {
     "state": lambda value: value in {state.value for state in State},

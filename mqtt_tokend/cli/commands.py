@@ -43,6 +43,11 @@ def authorize(
     spotify = make_spotify(config)
     try:
         pending = auth.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        used = store.load_session().get("used_login")
+        if pending is None and redirect_url is not None:
+            # Name what was pasted (a used or expired redirect), never start a login unasked.
+            auth.code_from_redirect(redirect_url, expected_state=None, used_state=used)
+            raise InputError("no login is in progress: start one with `mqtt-tokend auth`")
         if pending is None:
             pending = auth.begin(spotify, config.spotify, now=time.time())
             auth.save_pending(store, cipher, pending)
@@ -69,7 +74,7 @@ def authorize(
                     "no redirect URL was given; finish this login later with "
                     "`mqtt-tokend auth --redirect-url 'URL'`"
                 )
-        code = auth.code_from_redirect(pasted, expected_state=pending.state)
+        code = auth.code_from_redirect(pasted, expected_state=pending.state, used_state=used)
         profile = auth.complete(pending, code, spotify=spotify, store=store)
         auth.clear_pending(store)
     finally:
