@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from mqtt_tokend.contract.health import RETRY_AFTER_CAP
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
@@ -53,7 +54,7 @@ class TokenGrant:
     refresh_token: str | None = field(default=None, repr=False)
 
 
-MAX_RETRY_AFTER = 86400.0  # Spotify has asked for hours; a day is the most we honour
+MAX_RETRY_AFTER = RETRY_AFTER_CAP  # Spotify has asked for hours; why an hour: contract/health
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

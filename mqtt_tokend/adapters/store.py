@@ -20,7 +20,7 @@ from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write
-from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.health import State, retry_after_left
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -353,6 +353,15 @@ class TokenStore:
         """Write the non-secret session record."""
         self.ensure_dir()
         write_json(self.path(SESSION_FILE), session)
+
+    def remember_retry_after(self, until: float | None) -> None:
+        """Keep the end of Spotify's Retry-After (None: none holds) in the session record."""
+        self.save_session(self.load_session() | {"retry_after_until": until})
+
+    def retry_after_until(self, now: float) -> float | None:
+        """The end of a Retry-After kept from before a restart, if it still holds (capped)."""
+        left = retry_after_left(self.load_session().get("retry_after_until"), now)
+        return None if left is None else now + left
 
     def save_status(self, status: dict[str, Any]) -> None:
         """Write the health record (no secrets in it)."""

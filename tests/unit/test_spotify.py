@@ -161,7 +161,7 @@ TOKEN_CASES: list[tuple[Answer, type[BaseException] | None, float | None]] = [
     (Canned(200, good_token(access_token="")), TransientError, None),
     (Canned(200, good_token(access_token=12345)), TransientError, None),
     (Canned(429, {"error": "rate"}, {"Retry-After": "30"}), TransientError, 30.0),
-    (Canned(429, b"", {"Retry-After": "7200"}), TransientError, 7200.0),
+    (Canned(429, b"", {"Retry-After": "7200"}), TransientError, 3600.0),  # capped at an hour
     (Canned(429, b"", {"Retry-After": HTTP_DATE_IN_2_MIN}), TransientError, 120.0),
     (Canned(429, b""), TransientError, None),
     (Canned(429, b"", {"Retry-After": "soon-ish"}), TransientError, None),
@@ -534,6 +534,8 @@ def _assert_no_secrets(error: BaseException) -> None:
         ("tomorrow", None),
         (HTTP_DATE_IN_2_MIN, 120.0),
         (email.utils.formatdate(NOW - 60, usegmt=True), 0.0),
+        ("1000000000", 3600.0),
+        (email.utils.formatdate(NOW + 5 * 86400, usegmt=True), 3600.0),
     ],
     ids=[
         "absent",
@@ -548,6 +550,8 @@ def _assert_no_secrets(error: BaseException) -> None:
         "garbage",
         "http-date-future",
         "http-date-past",
+        "huge-capped-at-an-hour",
+        "date-days-away-capped-at-an-hour",
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:

@@ -438,3 +438,21 @@ def test_a_wrong_shaped_status_file_is_refused(
     store.save_status(status)
     with pytest.raises(StoreError, match=f"is not a health record .*{problem}"):
         read_status(store.state_dir)  # what status and health-check read: an error, not "ok"
+
+
+def test_a_retry_after_survives_a_restart_and_ends(
+    state_dir: Path, cipher: TokenCipher, store: TokenStore
+) -> None:
+    store.save_session({"user_id": "alice"})
+    store.remember_retry_after(T0 + 600)
+    restarted = TokenStore(state_dir, cipher=cipher)
+    assert restarted.retry_after_until(T0) == T0 + 600
+    assert restarted.retry_after_until(T0 + 600) is None  # over
+    assert restarted.load_session()["user_id"] == "alice"  # the rest of the record is kept
+    restarted.remember_retry_after(None)
+    assert restarted.retry_after_until(T0) is None
+
+
+def test_a_stored_retry_after_beyond_the_cap_is_cut_to_an_hour(store: TokenStore) -> None:
+    store.remember_retry_after(T0 + 86400)  # written by a version that honoured a day
+    assert store.retry_after_until(T0) == T0 + 3600
