@@ -52,6 +52,7 @@ STALE_CHECKS = 2  # a health record older than this many check intervals means a
 LOG_MAX_BYTES = 1_000_000  # token_health.log is moved to .1 past this (about 20 years of runs)
 SERVICE = "lofi-pi-token-manager"
 ERROR = "error"  # the alert event for health state `error` with a token still valid
+BROKER_UNREACHABLE = "broker_unreachable"  # no consumer can get a token, whatever the agent says
 
 RESTART_INSTRUCTIONS = (
     f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
@@ -155,6 +156,17 @@ def _assess(
     observation: Observation, *, now: float, check_interval: float, config_path: str | None
 ) -> Verdict:
     health, online = observation.health, observation.online
+    if not observation.broker_reachable:
+        # Consumers get their token from the broker: unreachable, nobody gets one, whatever
+        # the agent's status file says (it may be the agent that cannot reach it either).
+        where = config_path or "the configuration"
+        return Verdict(
+            ExitCode.CRITICAL,
+            "cannot reach the MQTT broker, so no consumer can get a token",
+            BROKER_UNREACHABLE,
+            "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
+            f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}",
+        )
     if online is False:
         return Verdict(
             ExitCode.CRITICAL,
@@ -243,9 +255,8 @@ def observe(config: Config, *, timeout: float) -> Observation:
         with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
             retained = session.retained([topics.health, topics.availability], timeout=timeout)
     except BrokerError as err:
-        health, problem = _status_file(config)
-        note = f"{err}; " + (problem or "judged from the agent's status file")
-        return Observation(health, None, broker_reachable=False, note=_one_line(note))
+        health, _problem = _status_file(config)
+        return Observation(health, None, broker_reachable=False, note=_one_line(str(err)))
     availability = retained.get(topics.availability)
     said = availability.payload.decode(errors="replace") if availability else None
     online = {ONLINE: True, OFFLINE: False}.get(said or "")
