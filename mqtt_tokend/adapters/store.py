@@ -12,12 +12,15 @@ import json
 import logging
 import math
 import os
+import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write, signature
+from mqtt_tokend.contract.health import State, retry_after_left
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -90,9 +93,12 @@ def _seconds(data: dict[str, Any], key: str) -> float:
     return seconds
 
 
-def write_json(path: Path, value: dict[str, Any], *, mode: int = 0o600) -> None:
+def write_json(
+    path: Path, value: dict[str, Any], *, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
     """Atomically write a JSON object."""
-    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode=mode)
+    data = (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(path, data, mode=mode, owner=owner)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -115,12 +121,123 @@ def read_json(path: Path) -> dict[str, Any] | None:
 PENDING_FILE = "pending_auth.json"
 
 
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_time_or_none(value: object) -> bool:
+    return value is None or _is_time(value)
+
+
+def _is_text_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_times(value: object) -> bool:
+    return isinstance(value, list) and all(_is_time(item) for item in value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# The known keys of each plain record and what each must hold; unknown keys are let through
+# (a newer version may add some), a known key of the wrong type means the file is not ours.
+SESSION_FIELDS: dict[str, Callable[[object], bool]] = {
+    "authorized_at": _is_time_or_none,
+    "last_refresh": _is_time_or_none,
+    "client_id": _is_text_or_none,
+    "display_name": _is_text_or_none,
+    "user_id": _is_text_or_none,
+    "reauth_warned": _is_times,
+    "retry_after_until": _is_time_or_none,
+    "used_login": _is_text_or_none,
+}
+STATUS_FIELDS: dict[str, Callable[[object], bool]] = {
+    "state": lambda value: value in {state.value for state in State},
+    "message": lambda value: isinstance(value, str),
+    "checked_at": _is_time,
+    "expires_at": _is_time_or_none,
+    "last_refresh": _is_time_or_none,
+    "next_refresh": _is_time_or_none,
+    "reauth_by": _is_time_or_none,
+    "retry_after_until": _is_time_or_none,
+    "consecutive_failures": _is_count,
+    "instructions": _is_text_or_none,
+    "user": _is_text_or_none,
+}
+STATUS_REQUIRED = ("state", "message", "checked_at")
+
+
+def shape_problems(
+    record: dict[str, Any], fields: dict[str, Callable[[object], bool]], required: tuple[str, ...]
+) -> list[str]:
+    """What is wrong with a record's known keys ("reauth_warned is int"), empty when fine."""
+    problems = [f"{key} is missing" for key in required if key not in record]
+    problems += [
+        f"{key} is {type(record[key]).__name__}"
+        for key, valid in fields.items()
+        if key in record and not valid(record[key])
+    ]
+    return problems
+
+
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     """The agent's last health record (no key needed); None when absent, StoreError if bad."""
-    return read_json(state_dir / STATUS_FILE)
+    path = state_dir / STATUS_FILE
+    record = read_json(path)
+    if record is None:
+        return None
+    problems = shape_problems(record, STATUS_FIELDS, STATUS_REQUIRED)
+    if problems:
+        raise StoreError(f"{path} is not a health record ({'; '.join(problems)})")
+    return record
 
 
 LOGIN_FILES = (TOKENS_FILE, BACKUP_FILE, SESSION_FILE, PENDING_FILE)
+ENCRYPTED_FIELDS = {TOKENS_FILE: "tokens", BACKUP_FILE: "tokens", PENDING_FILE: "secret"}
+
+
+def reencrypt(state_dir: Path, cipher: TokenCipher) -> list[str]:
+    """Re-encrypt the state files with `cipher`'s primary key, before older keys are retired.
+
+    `cipher` must hold the new key and the old ones. A file no key opens, or not ours, is
+    left as it is (it is lost already, and the agent keeps it aside). Returns the names
+    rewritten; StoreError when the directory or a file cannot be read or written, since
+    retiring a key then could lose the login.
+    """
+    try:
+        present = {path.name for path in state_dir.iterdir()}
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise StoreError(f"state directory {state_dir} cannot be read ({err.strerror})") from None
+    rewritten = []
+    for name, key in ENCRYPTED_FIELDS.items():
+        if name not in present:
+            continue
+        path = state_dir / name
+        try:
+            record = read_json(path)
+        except StoreError:
+            if os.access(path, os.R_OK):
+                continue  # not JSON: unusable already
+            raise
+        payload = record.get(key) if record is not None else None
+        if record is None or not isinstance(payload, str) or cipher.is_primary(payload):
+            continue
+        try:
+            record[key] = cipher.encrypt(cipher.decrypt(payload)).decode("ascii")
+        except CryptoError:
+            continue
+        try:
+            info = path.stat()
+            mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
+            write_json(path, record, mode=mode, owner=owner)
+        except OSError as err:
+            raise StoreError(f"{path} cannot be re-encrypted ({err.strerror})") from None
+        rewritten.append(name)
+    return rewritten
 
 
 def remove_login(state_dir: Path) -> list[Path]:
@@ -188,7 +305,7 @@ class TokenStore:
                 continue
             if name == BACKUP_FILE:
                 _LOG.warning("using the backup tokens; the main token file was missing or unusable")
-                self._keep_aside(TOKENS_FILE)
+                self.keep_aside(TOKENS_FILE)
                 self.save(tokens)
             return tokens
         if problems:
@@ -211,17 +328,35 @@ class TokenStore:
         return signature(self.path(TOKENS_FILE))
 
     def load_session(self) -> dict[str, Any]:
-        """The non-secret session record, empty when absent or unreadable."""
+        """The non-secret session record; empty when absent, or unusable (then kept aside)."""
+        path = self.path(SESSION_FILE)
         try:
-            return read_json(self.path(SESSION_FILE)) or {}
+            session = read_json(path) or {}
         except StoreError as err:
-            _LOG.warning("%s; starting a new session record", err)
-            return {}
+            problem = str(err)
+        else:
+            problems = shape_problems(session, SESSION_FIELDS, ())
+            if not problems:
+                return session
+            problem = f"{path} is not a session record ({'; '.join(problems)})"
+        _LOG.warning("%s; starting a new session record", problem)
+        if path.is_file():  # a directory or a device in its place is the operator's to move
+            self.keep_aside(SESSION_FILE)
+        return {}
 
     def save_session(self, session: dict[str, Any]) -> None:
         """Write the non-secret session record."""
         self.ensure_dir()
         write_json(self.path(SESSION_FILE), session)
+
+    def remember_retry_after(self, until: float | None) -> None:
+        """Keep the end of Spotify's Retry-After (None: none holds) in the session record."""
+        self.save_session(self.load_session() | {"retry_after_until": until})
+
+    def retry_after_until(self, now: float) -> float | None:
+        """The end of a Retry-After kept from before a restart, if it still holds (capped)."""
+        left = retry_after_left(self.load_session().get("retry_after_until"), now)
+        return None if left is None else now + left
 
     def save_status(self, status: dict[str, Any]) -> None:
         """Write the health record (no secrets in it)."""
@@ -245,12 +380,18 @@ class TokenStore:
         except StoreError as err:
             raise StoreError(f"{path}: {err}") from None
 
-    def _keep_aside(self, name: str) -> None:
+    def keep_aside(self, name: str) -> None:
+        """Rename an unusable state file to NAME.corrupt (never delete what may be evidence)."""
         path = self.path(name)
         aside, number = path.with_name(f"{name}.corrupt"), 1
         while aside.exists():  # an older unusable copy is kept too
             number += 1
             aside = path.with_name(f"{name}.{number}.corrupt")
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.replace(aside)
-            _LOG.warning("kept the unusable %s as %s", name, aside.name)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            _LOG.warning("cannot keep the unusable %s aside (%s)", name, err.strerror)
+            return
+        _LOG.warning("kept the unusable %s as %s", name, aside.name)

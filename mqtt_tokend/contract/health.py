@@ -57,6 +57,7 @@ class Health:
     reauth_by: float | None = None
     auth_url: str | None = None
     player: dict[str, Any] | None = None
+    retry_after_until: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object published on `<base>/health` and written to the status file."""
@@ -73,6 +74,7 @@ class Health:
             "reauth_by": _seconds(self.reauth_by),
             "auth_url": self.auth_url,
             "player": self.player,
+            "retry_after_until": _seconds(self.retry_after_until),
             "version": __version__,
         }
 
@@ -128,3 +130,26 @@ def reauth_warnings_due(
         (days for days in warn_days if days not in sent and now >= reauth_by - days * DAY),
         reverse=True,
     )
+
+
+# Spotify's Retry-After is honoured up to one hour. An access token lives an hour, so a longer
+# wait would leave consumers without a token for longer than any refresh failure does, and a
+# person reading health could not tell a rate limit from a dead agent. One refresh call an hour
+# is still far below any rate Spotify limits; if the limit holds, the next 429 sets a new hour.
+RETRY_AFTER_CAP = 3600.0
+
+
+def retry_after_until(now: float, retry_after: float) -> float:
+    """When a Retry-After of `retry_after` seconds (capped at RETRY_AFTER_CAP) ends."""
+    return now + min(max(0.0, retry_after), RETRY_AFTER_CAP)
+
+
+def retry_after_left(until: float | None, now: float) -> float | None:
+    """Seconds still to wait for a Retry-After ending at `until` (kept across a restart).
+
+    None once it has ended; a stored end further off than the cap (a clock set back, or a
+    record from a version with a longer cap) is cut to the cap.
+    """
+    if until is None or until <= now:
+        return None
+    return min(until - now, RETRY_AFTER_CAP)

@@ -56,14 +56,18 @@ class RemoteLogin:
     def finish(self, payload: bytes) -> dict[str, Any]:
         """Complete the offered login with the redirect URL; return the user's profile."""
         if self._pending is None:
-            raise InputError("no login is pending: the agent is logged in")
+            raise InputError(
+                "no login is pending: the agent is logged in (a login address pasted again "
+                "was already used)"
+            )
         if len(payload) > MAX_REDIRECT_BYTES:
             raise InputError("the pasted text is too long to be a redirect URL")
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError("the pasted text is not UTF-8") from None
-        code = auth.code_from_redirect(text, expected_state=self._pending.state)
+        used = self._store.load_session().get("used_login")
+        code = auth.code_from_redirect(text, expected_state=self._pending.state, used_state=used)
         profile = auth.complete(
             self._pending, code, spotify=self._spotify, store=self._store, now=self._now
         )

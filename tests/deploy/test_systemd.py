@@ -145,3 +145,15 @@ def test_health_check_every_30_minutes_by_timer_and_by_cron() -> None:
     assert fields[:5] == ["*/30", "*", "*", "*", "*"]
     assert fields[5] == "mqtt-tokend"
     assert fields[6].startswith(f"{CLI} health-check")
+
+
+@pytest.mark.parametrize(
+    "unit", ["lofi-pi-token-manager.service", "lofi-pi-token-manager@.service"]
+)
+def test_agent_units_use_the_notify_protocol_and_the_watchdog(unit: str) -> None:
+    """READY=1 from the agent's own process, and a restart when its loop stops pinging."""
+    service = directives(unit)
+    assert service["Service.Type"] == ["notify"]
+    assert service["Service.NotifyAccess"] == ["main"]
+    assert service["Service.WatchdogSec"] == ["60s"]
+    assert service["Service.Restart"] == ["on-failure"], "a watchdog kill is a failure"
