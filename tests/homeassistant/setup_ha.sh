@@ -20,10 +20,26 @@ version=${2:-${MQTT_TOKEND_HA_VERSION:-2026.2.3}}
 venv=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/mqtt-tokend/ha-$version}
 stamp="$venv/.mqtt-tokend-complete"
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "homeassistant==$version" ] && [ -x "$venv/bin/hass" ]; then
+complete() {
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "homeassistant==$version" ] && [ -x "$venv/bin/hass" ]
+}
+if complete; then
     echo "cached: homeassistant $version in $venv" >&2
     echo "$venv"
     exit 0
+fi
+# One install at a time (two CI jobs on one machine); the second then finds the first's.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+if complete; then
+    echo "cached: homeassistant $version in $venv" >&2
+    echo "$venv"
+    exit 0
+fi
+if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv")" ]; then
+    echo "setup_ha.sh: $venv exists and is not a virtual environment; not touching it" >&2
+    exit 1
 fi
 
 find_python() {
@@ -46,8 +62,7 @@ if [ -z "$python" ]; then
 fi
 
 echo "installing homeassistant $version with $python into $venv (a few minutes)" >&2
-rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
+rm -rf "$venv"  # an unfinished install (no stamp): start over
 "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --ignore-requires-python)
 "${pip[@]}" --upgrade pip
