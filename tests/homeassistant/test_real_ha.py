@@ -112,6 +112,7 @@ command_line:
   - notify:
       name: notify
       command: "cat >> {config_dir / NOTIFICATIONS}"
+webhook:  # part of default_config (through mobile_app, cloud) in a real installation
 automation: !include automations.yaml
 script: !include scripts.yaml
 """
