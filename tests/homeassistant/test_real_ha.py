@@ -316,6 +316,14 @@ class States:
         )
         return expected
 
+    def wait_attribute(self, entity_id: str, name: str, expected: Any) -> None:
+        """statestream sends the state, then one message per attribute: wait for this one."""
+        wait_until(
+            lambda: self.attribute(entity_id, name) == expected,
+            timeout=STEP_TIMEOUT,
+            what=f"{entity_id}[{name}] == {expected!r} (now {self.attribute(entity_id, name)!r})",
+        )
+
     def wait_time(self, entity_id: str, unix: float) -> None:
         def close() -> bool:
             state = self.state(entity_id)
@@ -400,10 +408,6 @@ keepalive = 5
 [agent]
 state_dir = "state"
 key_file = "fernet.key"
-check_interval = 60
-refresh_early_seconds = 600
-max_backoff = 2
-min_refresh_interval = 30
 """
     )
     path.chmod(0o600)
@@ -520,8 +524,8 @@ def _check_states_commands_and_alerts(
     states.wait(IDS["login"], ha.LOGIN_OK)
     # `options` came to MQTT sensors in 2024.2; 2024.1 drops the key and takes any state.
     options = list(ha.STATE_OPTIONS) if _version(config_dir) >= (2024, 2) else None
-    assert states.attribute(IDS["token_state"], "options") == options
-    assert states.attribute(IDS["alert"], "event_types") == list(ha.EVENT_TYPES)
+    states.wait_attribute(IDS["token_state"], "options", options)
+    states.wait_attribute(IDS["alert"], "event_types", list(ha.EVENT_TYPES))
 
     # The button and the text entity publish what the agent expects.
     start = time.monotonic()
@@ -566,28 +570,13 @@ def _check_states_commands_and_alerts(
     states.wait(IDS["token_expiry"], "unknown")
     states.wait(IDS["last_refresh"], "unknown")
     states.wait(IDS["consecutive_failures"], "3")
-    wait_until(
-        lambda: states.attribute(IDS["login"], "auth_url") == auth_url,
-        timeout=STEP_TIMEOUT,
-        what="the login sensor's auth_url attribute",
+    states.wait_attribute(IDS["login"], "auth_url", auth_url)
+    states.wait_attribute(
+        IDS["token_state"], "instructions", "Open the link and paste the address back."
     )
-    wait_until(
-        lambda: (
-            states.attribute(IDS["token_state"], "instructions")
-            == "Open the link and paste the address back."
-        ),
-        timeout=STEP_TIMEOUT,
-        what="the token state's instructions attribute",
-    )
-    assert states.attribute(IDS["token_state"], "message") == "Spotify refused the refresh token"
+    states.wait_attribute(IDS["token_state"], "message", "Spotify refused the refresh token")
     agent.login_url(None)  # the login is withdrawn: no link any more
-    wait_until(
-        lambda: (
-            seen.on(f"{STATESTREAM}/sensor/lofi_pi_spotify_login/auth_url")[-1].payload == b"null"
-        ),
-        timeout=STEP_TIMEOUT,
-        what="the login link to go",
-    )
+    states.wait_attribute(IDS["login"], "auth_url", None)
 
     # Alerts become events, and the shipped automation notifies.
     notifications = config_dir / NOTIFICATIONS
@@ -607,7 +596,7 @@ def _check_states_commands_and_alerts(
         timeout=STEP_TIMEOUT,
         what="the alert event entity",
     )
-    assert states.attribute(IDS["alert"], "message") == alert["message"]
+    states.wait_attribute(IDS["alert"], "message", alert["message"])
     wait_until(lambda: notified("Spotify needs a new login"), timeout=STEP_TIMEOUT, what="notify")
     assert notified("Open the dashboard and log in.")
     unknown = alert | {"event": "something_new", "message": "a future alert"}
@@ -677,7 +666,7 @@ def _check_registry_and_restore_state(home: HomeAssistant) -> None:
     assert restored[IDS["alert"]]["attributes"]["event_type"] == "agent_dead"
 
 
-OURS = ("lofi", "mqtt_tokend", "mqtt-tokend")
+OURS = ("lofi", "mqtt_tokend")  # entity ids, unique ids, topics (not a path like mqtt-tokend/)
 
 
 def log_problems(log: str, *, version: tuple[int, ...]) -> list[str]:
