@@ -42,6 +42,11 @@ class Topics:
         return f"{self.base}/devices"
 
     @property
+    def login(self) -> str:
+        """The URL of the login the agent offers (plain text), retained; empty when none is."""
+        return f"{self.base}/login"
+
+    @property
     def alert(self) -> str:
         """Events a person should hear about, not retained."""
         return f"{self.base}/alert"
