@@ -45,8 +45,7 @@ WITH_MOSQUITTO=1
 USE_CRON=0
 PYTHON=${PYTHON:-python3}
 UNITS_CHANGED=0
-BROKER_CONF_CHANGED=0
-BROKER_AUTH_CHANGED=0
+BROKER_RESTART=""
 
 usage() {
     cat <<EOF
@@ -59,6 +58,9 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--cron] [--python PATH]
   --no-mosquitto  leave Mosquitto alone (default: configure it when it is installed)
   --cron          install $CRON_FILE instead of enabling the systemd timer
   --python PATH   the Python (3.11 or newer) that builds the venv (default: python3)
+  --broker-restart CMD
+                  how to restart Mosquitto after its files changed (default: systemctl
+                  restart mosquitto.service; with --root the default only prints it)
   --uninstall     remove the units, the cron line and $PREFIX; keep config, key, state
   --purge         with --uninstall: also remove $CONFIG_DIR, $STATE_DIR, the broker's
                   mqtt-tokend files, and the user and group $APP_USER
@@ -89,6 +91,11 @@ while [[ $# -gt 0 ]]; do
         --python)
             [[ $# -ge 2 ]] || die "--python needs a path"
             PYTHON=$2
+            shift 2
+            ;;
+        --broker-restart)
+            [[ $# -ge 2 ]] || die "--broker-restart needs a command"
+            BROKER_RESTART=$2
             shift 2
             ;;
         --uninstall) ACTION=uninstall; shift ;;
@@ -251,38 +258,30 @@ setup_mosquitto() {
         return 0
     fi
     local broker=root:root
-    if getent group mosquitto >/dev/null && id -u mosquitto >/dev/null 2>&1; then
+    if on_host && getent group mosquitto >/dev/null && id -u mosquitto >/dev/null 2>&1; then
         broker=mosquitto:mosquitto
     fi
-    ensure_dir /etc/mosquitto/conf.d 0755 root:root
-    ensure_dir "$MOSQUITTO_DIR" 0755 root:root
-    if install_file "$DEPLOY/mosquitto/mosquitto.conf" "$MOSQUITTO_CONF" 0644 root:root; then
-        BROKER_CONF_CHANGED=1
-    fi
-    if install_file "$DEPLOY/mosquitto/acl" "$MOSQUITTO_DIR/acl" 0640 "root:${broker##*:}"; then
-        BROKER_AUTH_CHANGED=1
-    fi
+    # Reads the existing setup, merges ours into it, checks the result on a throwaway broker,
+    # and restarts Mosquitto (rolling back if it does not come up): see setup_broker.py.
+    local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0
+    [[ -z $BROKER_RESTART ]] || args+=(--restart "$BROKER_RESTART")
+    "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}" || status=$?
+    case $status in
+        0) ;;
+        3)
+            say "Mosquitto was left unchanged: add the lines above, then run this again"
+            return 0
+            ;;
+        *) die "Mosquitto was left as it was (see above); nothing else of its setup changed" ;;
+    esac
     install_file "$DEPLOY/mosquitto/tls.conf" "$MOSQUITTO_DIR/tls.conf" 0644 root:root || true
     install_file "$DEPLOY/mosquitto/bridge.conf.example" "$MOSQUITTO_DIR/bridge.conf.example" \
         0644 root:root || true
     install_file "$DEPLOY/mosquitto/make_passwords.sh" "$MOSQUITTO_DIR/make_passwords.sh" \
         0755 root:root || true
 
-    local passwd=$ROOT$MOSQUITTO_DIR/passwd before=""
-    [[ -f $passwd ]] && before="$(sha256sum "$passwd")"
-    local args=(--file "$passwd")
-    on_host && args+=(--owner "$broker")
-    sh "$DEPLOY/mosquitto/make_passwords.sh" "${args[@]}" | sed 's/^/broker user /'
-    [[ $before == "$(sha256sum "$passwd")" ]] || BROKER_AUTH_CHANGED=1
-
     if [[ ! -e $ROOT$CONFIG_DIR/mqtt_password ]] && [[ -n "$(agent_password)" ]]; then
         create_once "$CONFIG_DIR/mqtt_password" 0600 "$APP_USER:$APP_GROUP" agent_password
-    fi
-
-    local main=$ROOT/etc/mosquitto/mosquitto.conf
-    if [[ -f $main ]] && ! grep -Eq '^include_dir[[:space:]]+/etc/mosquitto/conf.d/?$' "$main"; then
-        say "WARNING: /etc/mosquitto/mosquitto.conf has no 'include_dir /etc/mosquitto/conf.d':"
-        say "         add it, or Mosquitto will not load $MOSQUITTO_CONF"
     fi
 }
 
@@ -324,24 +323,11 @@ setup_schedule() {
     if systemd_running; then
         [[ $UNITS_CHANGED -eq 0 ]] || systemctl daemon-reload
         systemctl enable --quiet "${enable[@]}"
-        local verb=""
-        [[ $BROKER_AUTH_CHANGED -eq 0 ]] || verb=reload-or-restart
-        [[ $BROKER_CONF_CHANGED -eq 0 ]] || verb=restart
-        if [[ -n $verb ]]; then
-            if systemctl "$verb" mosquitto.service; then
-                say "mosquitto: $verb done"
-            else
-                say "WARNING: mosquitto did not $verb: see journalctl -u mosquitto"
-            fi
-        fi
     elif on_host; then
         say "systemd is not running here: start the agent yourself ($CLI run)"
-        [[ $BROKER_CONF_CHANGED$BROKER_AUTH_CHANGED == 00 ]] ||
-            say "restart Mosquitto to load its new configuration"
     else
         say "would run: systemctl daemon-reload"
         say "would run: systemctl enable ${enable[*]}"
-        say "would run: systemctl reload-or-restart mosquitto.service (when its files changed)"
     fi
 }
 
@@ -410,6 +396,9 @@ uninstall() {
     if [[ $PURGE -eq 1 ]]; then
         remove "$CONFIG_DIR"
         remove "$STATE_DIR"
+        if [[ -f $DEPLOY/mosquitto/setup_broker.py ]]; then
+            "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" --root "$ROOT" --deploy "$DEPLOY" --remove
+        fi
         remove "$MOSQUITTO_CONF"
         remove "$MOSQUITTO_DIR"
         if on_host; then

@@ -177,20 +177,21 @@ def test_spoofed_token_from_the_player_never_replaces_the_real_one(
     peers: Connect, protocol: int
 ) -> None:
     """The player publishes a retained fake token: MQTT 5 gets 'not authorized', MQTT 3.1.1 is
-    dropped silently. Either way no subscriber sees it and the retained token stays the agent's."""
+    dropped silently. Either way no subscriber sees it and the retained token stays the agent's.
+    (The agent watches: the broker lets one connection per account, see the client id tests.)"""
     agent = connected(peers, "mqtt-tokend")
     agent.publish(f"{BASE}/token", TOKEN, retain=True)
-    watcher = connected(peers, "lofi-player")
-    watcher.subscribe(f"{BASE}/token", f"{BASE}/health")
-    watcher.wait_for(f"{BASE}/token", TOKEN)
+    agent.subscribe(f"{BASE}/token", f"{BASE}/health")
+    agent.wait_for(f"{BASE}/token", TOKEN)
 
     spoofer = connected(peers, "lofi-player", protocol=protocol)
     code = spoofer.publish(f"{BASE}/token", b"gAAAAAB-spoofed", retain=True)
     if protocol == 5:
         assert code == NOT_AUTHORIZED
     agent.publish(f"{BASE}/health", b"sentinel")
-    watcher.wait_for(f"{BASE}/health", b"sentinel")
-    assert watcher.payloads(f"{BASE}/token") == [TOKEN]
+    agent.wait_for(f"{BASE}/health", b"sentinel")
+    assert agent.payloads(f"{BASE}/token") == [TOKEN]
+    spoofer.close()
 
     late = connected(peers, "lofi-player")
     late.subscribe(f"{BASE}/token")
