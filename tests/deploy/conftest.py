@@ -213,6 +213,7 @@ class Peer:
         *,
         protocol: int = 5,
         tls_ca: Path | None = None,
+        client_id: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
 
@@ -221,7 +222,7 @@ class Peer:
         self.username = username
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{username or 'anonymous'}-{uuid.uuid4().hex[:8]}",
+            client_id=client_id or f"{username or 'anonymous'}-{uuid.uuid4().hex[:8]}",
             protocol=version,
         )
         if username is not None:
