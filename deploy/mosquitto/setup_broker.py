@@ -128,7 +128,7 @@ class Host:
         return Path(self.root + host_path)
 
 
-def parse_file(host: Host, host_path: str, found: Existing) -> None:
+def parse_file(host: Host, host_path: str, found: Existing, *, ours: bool = False) -> None:
     for raw in host.path(host_path).read_text(errors="replace").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -141,16 +141,17 @@ def parse_file(host: Host, host_path: str, found: Existing) -> None:
             if directory.is_dir():
                 for conf in sorted(directory.glob("*.conf")):
                     included = value.rstrip("/") + "/" + conf.name
-                    if included != OUR_CONF:
-                        parse_file(host, included, found)
+                    if ours or included != OUR_CONF:
+                        parse_file(host, included, found, ours=ours)
         found.directives.append(Directive(key, value, host_path))
 
 
-def read_existing(host: Host) -> Existing:
+def read_existing(host: Host, *, ours: bool = False) -> Existing:
+    """The configuration on the machine; with `ours`, including mqtt-tokend.conf."""
     found = Existing()
     if host.path(MAIN_CONF).is_file():
         found.main_found = True
-        parse_file(host, MAIN_CONF, found)
+        parse_file(host, MAIN_CONF, found, ours=ours)
     return found
 
 
@@ -197,76 +198,104 @@ class Plan:
     acl: str  # host path of the ACL file
     acl_text: str  # its planned content
     notes: list[str] = field(default_factory=list)
+    main: str | None = None  # the main mosquitto.conf, when it needs our include_dir
+
+
+def with_include(host: Host, existing: Existing) -> str | None:
+    """The main mosquitto.conf with `include_dir /etc/mosquitto/conf.d` appended, when it has a
+    main file without that line (None: nothing to add)."""
+    if not existing.main_found or CONF_D in {d.rstrip("/") for d in existing.include_dirs}:
+        return None
+    text = host.path(MAIN_CONF).read_text()
+    return (
+        text.rstrip("\n")
+        + f"\n\n# Added by mqtt-tokend's setup_auto_tokens.sh\ninclude_dir {CONF_D}\n"
+    )
+
+
+FRESH_NOTE = (
+    "Mosquitto had no listener, users or ACL of its own (its local-only mode, which lets "
+    "anonymous clients in on loopback): it now asks every client for a user name and password. "
+    "To keep anonymous clients, see 'An existing broker' in deploy/README.md."
+)
+SHARED_NOTE = (
+    "Other clients share this broker, so max_packet_size and use_username_as_clientid were not "
+    f"set (they apply to every client). If every client allows it, add to {OUR_CONF}: "
+    "'max_packet_size 16384' and 'use_username_as_clientid true'."
+)
+DENY = f"topic deny {BASE}/#"
 
 
 def plan(host: Host, deploy: Path, existing: Existing) -> Plan:
-    shipped_conf = (deploy / "mosquitto" / "mosquitto.conf").read_text()
+    main = with_include(host, existing)
     if existing.untouched:
-        return Plan("fresh", shipped_conf, OUR_PASSWD, OUR_ACL, (deploy / "mosquitto" / "acl").read_text())
+        conf = (deploy / "mosquitto" / "mosquitto.conf").read_text()
+        acl_text = (deploy / "mosquitto" / "acl").read_text()
+        notes = [FRESH_NOTE] if existing.main_found else []
+        return Plan("fresh", conf, OUR_PASSWD, OUR_ACL, acl_text, notes, main)
 
     # A configured broker: keep everything it has, add only what is missing.
-    lines = ["# mqtt-tokend, merged into the Mosquitto setup found by setup_auto_tokens.sh."]
     if any(v == "true" for v in existing.values("per_listener_settings")):
         raise CannotMerge("per_listener_settings is true: each listener has its own users and ACL")
-    if existing.main_found and CONF_D not in {d.rstrip("/") for d in existing.include_dirs}:
-        raise CannotMerge(f"{MAIN_CONF} has no 'include_dir {CONF_D}'")
     for key in ("password_file", "acl_file"):
         if len(set(existing.values(key))) > 1:
             raise CannotMerge(f"{key} is set more than once; Mosquitto accepts one")
-    notes = []
+    passwd = (existing.values("password_file") or [OUR_PASSWD])[0]
+    acl = (existing.values("acl_file") or [OUR_ACL])[0]
+    lines = ["# mqtt-tokend, merged into the Mosquitto setup found by setup_auto_tokens.sh."]
     if not any(port == PORT for port, _bind in existing.listeners):
         lines += [
             "# Loopback only: the player, Home Assistant and the agent run on this Pi.",
             f"listener {PORT} 127.0.0.1",
         ]
-    passwd = (existing.values("password_file") or [OUR_PASSWD])[0]
-    if passwd == OUR_PASSWD:
-        lines.append(f"password_file {OUR_PASSWD}")
-    acl = (existing.values("acl_file") or [OUR_ACL])[0]
-    if acl == OUR_ACL:
-        lines.append(f"acl_file {OUR_ACL}")
+    lines += [
+        f"{key} {path}"
+        for key, path in (("password_file", passwd), ("acl_file", acl))
+        if path in {OUR_PASSWD, OUR_ACL}
+    ]
     lines += [
         "# Small packets on loopback otherwise wait ~40 ms for the peer's delayed ACK.",
         "set_tcp_nodelay true",
     ]
+    notes = []
     if not existing.values("max_packet_size") and not existing.values("use_username_as_clientid"):
-        notes.append(
-            "Other clients share this broker, so max_packet_size and use_username_as_clientid "
-            "were not set (they apply to every client). If every client allows it, add to "
-            f"{OUR_CONF}: 'max_packet_size 16384' and 'use_username_as_clientid true'."
-        )
-
-    ours = shipped_sections(deploy)
-    passwd_path = host.path(passwd)
-    existing_users = passwd_users(passwd_path.read_text()) if passwd_path.is_file() else []
-    deny = f"topic deny {BASE}/#"
+        notes.append(SHARED_NOTE)
     if acl != OUR_ACL:
-        # Their ACL file: our sections in a marked block at the end. Mosquitto merges repeated
-        # `user` sections, so their users also lose the agent's topics (they never had them).
-        current = without_block(host.path(acl).read_text()) if host.path(acl).is_file() else ""
-        block = [BEGIN, ours.rstrip("\n")]
-        for user in acl_users(current):
-            if user not in OUR_USERS:
-                block += [f"user {user}", deny]
-        block.append(END)
-        acl_text = current.rstrip("\n") + ("\n\n" if current.strip() else "") + "\n".join(block) + "\n"
+        acl_text = merged_acl(host, deploy, acl)
     else:
-        # A new ACL where there was none: everyone who could connect keeps every topic but ours.
-        head = [
-            "# Mosquitto ACL written by setup_auto_tokens.sh: the broker had none, so every",
-            "# client that could connect before keeps every topic, except the agent's.",
-        ]
-        if existing.anonymous:
-            head += ["# Anonymous clients (allow_anonymous true):", deny, "topic readwrite #",
-                     "topic read $SYS/#"]
-        acl_text = "\n".join(head) + "\n\n" + ours
-        for user in existing_users:
-            if user not in OUR_USERS:
-                acl_text += f"\nuser {user}\n{deny}\ntopic readwrite #\ntopic read $SYS/#\n"
-        notes.append(
-            f"A user added to {passwd} later gets no topics until {OUR_ACL} names it."
-        )
-    return Plan("merge", "\n".join(lines) + "\n", passwd, acl, acl_text, notes)
+        acl_text = new_acl(host, deploy, passwd, bool(existing.anonymous))
+        notes.append(f"A user added to {passwd} later gets no topics until {OUR_ACL} names it.")
+    return Plan("merge", "\n".join(lines) + "\n", passwd, acl, acl_text, notes, main)
+
+
+def merged_acl(host: Host, deploy: Path, acl: str) -> str:
+    """Their ACL file with our sections in a marked block at the end. Mosquitto merges repeated
+    `user` sections, so their users also lose the agent's topics (they never had them)."""
+    current = without_block(host.path(acl).read_text()) if host.path(acl).is_file() else ""
+    block = [BEGIN, shipped_sections(deploy).rstrip("\n")]
+    for user in acl_users(current):
+        if user not in OUR_USERS:
+            block += [f"user {user}", DENY]
+    block.append(END)
+    separator = "\n\n" if current.strip() else ""
+    return current.rstrip("\n") + separator + "\n".join(block) + "\n"
+
+
+def new_acl(host: Host, deploy: Path, passwd: str, anonymous: bool) -> str:
+    """An ACL where there was none: everyone who could connect keeps every topic but ours."""
+    head = [
+        "# Mosquitto ACL written by setup_auto_tokens.sh: the broker had none, so every",
+        "# client that could connect before keeps every topic, except the agent's.",
+    ]
+    everything = [DENY, "topic readwrite #", "topic read $SYS/#"]
+    if anonymous:
+        head += ["# Anonymous clients (allow_anonymous true):", *everything]
+    text = "\n".join(head) + "\n\n" + shipped_sections(deploy)
+    path = host.path(passwd)
+    for user in passwd_users(path.read_text()) if path.is_file() else []:
+        if user not in OUR_USERS:
+            text += "\n" + "\n".join([f"user {user}", *everything]) + "\n"
+    return text
 
 
 def instructions(plan_error: CannotMerge, deploy: Path) -> list[str]:
@@ -305,8 +334,11 @@ def validation_conf(
     """One self-contained config: the existing directives plus ours, every listener moved to a
     free loopback port, the planned files read from the scratch copies."""
     lines, ports = [], []
-    ours = [Directive(*line.split(" ", 1), OUR_CONF) for line in planned.conf.splitlines()
-            if line.strip() and not line.startswith("#")]
+    ours = [
+        Directive(*line.split(" ", 1), OUR_CONF)
+        for line in planned.conf.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for d in [*existing.directives, *ours]:
         if d.key in NOT_FOR_VALIDATION:
             continue
@@ -389,9 +421,8 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def agent_login(host: Host) -> tuple[str, str] | None:
+def agent_login(credentials: Path) -> tuple[str, str] | None:
     password = os.environ.get("MQTT_TOKEND_MQTT_PASSWORD", "")
-    credentials = host.path(CREDENTIALS)
     if not password and credentials.is_file():
         for line in credentials.read_text().splitlines():
             if line.startswith("mqtt-tokend:"):
@@ -422,18 +453,96 @@ def write(host: Host, change: Change, on_host: bool) -> None:
         if on_host and change.owner:
             user, _, group = change.owner.partition(":")
             shutil.chown(temporary, user, group or None)
-    os.replace(temporary, target)
+    temporary.replace(target)
 
 
 def restart(command: str | None, on_host: bool, verb: str) -> bool | None:
     """Restart (or reload) the broker; None when there is nothing here to restart."""
     if command is None:
-        if not on_host or not Path("/run/systemd/system").is_dir():
+        if not on_host:
             say(f"would run: systemctl {verb} mosquitto.service")
+            return None
+        if not Path("/run/systemd/system").is_dir():
+            say("systemd is not running here: restart Mosquitto to load its new configuration")
             return None
         command = f"systemctl {verb} mosquitto.service"
     result = subprocess.run(command, shell=True, check=False, timeout=120)  # noqa: S602
     return result.returncode == 0
+
+
+@dataclass
+class Staged:
+    """The password file and credentials with our users added, in the scratch directory."""
+
+    passwd: Path
+    credentials: Path
+    records: list[Change]  # written only once the broker runs with our users
+
+
+def stage_users(host: Host, deploy: Path, planned: Plan, scratch: Path) -> Staged:
+    """Copies of the password file and credentials with our users added by make_passwords.sh;
+    plus the record of which users we added to somebody else's password file (--remove takes
+    out only those)."""
+    staged = Staged(scratch / "passwd", scratch / "credentials", [])
+    for source, copy in ((planned.passwd, staged.passwd), (CREDENTIALS, staged.credentials)):
+        if host.path(source).is_file():
+            shutil.copyfile(host.path(source), copy)
+    before = passwd_users(staged.passwd.read_text()) if staged.passwd.is_file() else []
+    command = ["sh", str(deploy / "mosquitto" / "make_passwords.sh"), "--file", str(staged.passwd)]
+    command += ["--credentials", str(staged.credentials)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"could not add the broker users: {result.stderr.strip()}")
+    for line in result.stdout.splitlines():
+        say(f"broker user {line.replace(str(staged.credentials), CREDENTIALS)}")
+    if staged.credentials.is_file():
+        staged.records.append(Change(CREDENTIALS, staged.credentials.read_bytes(), 0o600, ""))
+    if planned.passwd != OUR_PASSWD:
+        record = host.path(ADDED_USERS)
+        known = record.read_text().split() if record.is_file() else []
+        added = [user for user in OUR_USERS if user not in before]
+        if added or known:
+            text = "".join(f"{user}\n" for user in dict.fromkeys(known + added))
+            staged.records.append(Change(ADDED_USERS, text.encode(), 0o644, ""))
+    return staged
+
+
+def apply(host: Host, changes: list[Change], on_host: bool) -> dict[str, bytes | None]:
+    """Writes the changed files; returns each one's previous content (None: it was new)."""
+    backups: dict[str, bytes | None] = {}
+    for change in changes:
+        target = host.path(change.host_path)
+        old = target.read_bytes() if target.is_file() else None
+        if old == change.content:
+            continue
+        backups[change.host_path] = old
+        write(host, change, on_host)
+        say(f"{'updated' if old is not None else 'installed'} {change.host_path}")
+    return backups
+
+
+def restart_or_roll_back(
+    host: Host, command: str | None, backups: dict[str, bytes | None], on_host: bool
+) -> int:
+    verb = "restart" if {OUR_CONF, MAIN_CONF} & set(backups) else "reload-or-restart"
+    done = restart(command, on_host, verb)
+    if done is None:
+        return 0
+    if done:
+        say(f"mosquitto: {verb} done")
+        return 0
+    say(f"Mosquitto did not {verb}: putting the previous files back")
+    for host_path, old in backups.items():
+        if old is None:
+            host.path(host_path).unlink()
+        else:
+            host.path(host_path).write_bytes(old)
+        say(f"restored {host_path}")
+    if restart(command, on_host, "restart"):
+        say("mosquitto: restarted with the previous files")
+    else:
+        say("mosquitto still does not start: see journalctl -u mosquitto")
+    return 1
 
 
 def install(args: argparse.Namespace) -> int:
@@ -450,77 +559,30 @@ def install(args: argparse.Namespace) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="mqtt-tokend-broker-"))
     try:
-        # The password file: a copy with our users added by make_passwords.sh.
-        staged_passwd = scratch / "passwd"
-        if host.path(planned.passwd).is_file():
-            shutil.copyfile(host.path(planned.passwd), staged_passwd)
-        before = passwd_users(staged_passwd.read_text()) if staged_passwd.is_file() else []
-        host.path(OUR_DIR).mkdir(parents=True, exist_ok=True)
-        host.path(OUR_DIR).chmod(0o755)
-        result = subprocess.run(
-            ["sh", str(deploy / "mosquitto" / "make_passwords.sh"), "--file", str(staged_passwd),
-             "--credentials", str(host.path(CREDENTIALS))],
-            capture_output=True, text=True, check=False, timeout=60,
-        )
-        if result.returncode != 0:
-            say(f"could not add the broker users: {result.stderr.strip()}")
-            return 1
-        for line in result.stdout.splitlines():
-            say(f"broker user {line.replace(str(staged_passwd), planned.passwd)}")
-        if planned.passwd != OUR_PASSWD:
-            added = [user for user in OUR_USERS if user not in before]
-            record = host.path(ADDED_USERS)
-            known = record.read_text().split() if record.is_file() else []
-            if added or known:
-                record.write_text("".join(f"{u}\n" for u in dict.fromkeys(known + added)))
+        staged = stage_users(host, deploy, planned, scratch)
         staged_acl = scratch / "acl"
         staged_acl.write_text(planned.acl_text)
-
-        conf, ports = validation_conf(
-            host, existing, planned, {planned.passwd: staged_passwd, planned.acl: staged_acl}
-        )
-        try:
-            validate(conf, ports, scratch, agent_login(host))
-        except RuntimeError as error:
-            say(f"The merged Mosquitto configuration does not work; nothing was changed:\n{error}")
-            return 1
+        files = {planned.passwd: staged.passwd, planned.acl: staged_acl}
+        conf, ports = validation_conf(host, existing, planned, files)
+        validate(conf, ports, scratch, agent_login(staged.credentials))
+    except RuntimeError as error:
+        say(f"The merged Mosquitto configuration does not work; nothing was changed:\n{error}")
+        return 1
+    else:
         say(f"broker check passed: a throwaway Mosquitto ran the {planned.mode} configuration")
-
-        broker = args.owner
+        group = args.owner.split(":")[-1]
         changes = [
             Change(OUR_CONF, planned.conf.encode(), 0o644, "root:root"),
-            Change(planned.acl, planned.acl_text.encode(), 0o640, f"root:{broker.split(':')[-1]}"),
-            Change(planned.passwd, staged_passwd.read_bytes(), 0o600, broker),
+            Change(planned.acl, planned.acl_text.encode(), 0o640, f"root:{group}"),
+            Change(planned.passwd, staged.passwd.read_bytes(), 0o600, args.owner),
         ]
-        backups: dict[str, bytes | None] = {}
-        for change in changes:
-            target = host.path(change.host_path)
-            old = target.read_bytes() if target.is_file() else None
-            if old == change.content:
-                continue
-            backups[change.host_path] = old
-            write(host, change, on_host)
-            say(f"{'updated' if old is not None else 'installed'} {change.host_path}")
+        if planned.main is not None:
+            changes.append(Change(MAIN_CONF, planned.main.encode(), 0o644, "root:root"))
+        backups = apply(host, changes, on_host)
         for note in planned.notes:
             say(f"note: {note}")
-        if not backups:
-            return 0
-        verb = "restart" if OUR_CONF in backups else "reload-or-restart"
-        if restart(args.restart, on_host, verb) is not False:
-            if args.restart or on_host:
-                say(f"mosquitto: {verb} done")
-            return 0
-        say(f"Mosquitto did not {verb}: putting the previous files back")
-        for host_path, old in backups.items():
-            if old is None:
-                host.path(host_path).unlink()
-            else:
-                host.path(host_path).write_bytes(old)
-            say(f"restored {host_path}")
-        again = restart(args.restart, on_host, "restart")
-        say("mosquitto: restarted with the previous files" if again else
-            "mosquitto still does not start: see journalctl -u mosquitto")
-        return 1
+        apply(host, staged.records, on_host)
+        return restart_or_roll_back(host, args.restart, backups, on_host) if backups else 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -541,8 +603,9 @@ def remove(args: argparse.Namespace) -> int:
         # Only the users this installer added: a user the owner had before stays.
         record = host.path(ADDED_USERS)
         added = set(record.read_text().split()) if record.is_file() else set()
-        kept = [line for line in path.read_text().splitlines()
-                if line.split(":", 1)[0] not in added]
+        kept = [
+            line for line in path.read_text().splitlines() if line.split(":", 1)[0] not in added
+        ]
         if len(kept) != len(path.read_text().splitlines()):
             path.write_text("\n".join(kept) + ("\n" if kept else ""))
             say(f"removed the mqtt-tokend users from {passwd}")

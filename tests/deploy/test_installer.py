@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, REPO
+from tests.deploy.conftest import DEPLOY, INSTALLER_TIMEOUT, run_installer
 
-INSTALLER_TIMEOUT = 300  # the venv run downloads the dependencies once per machine
 NEXT_STEP = (
     "sudo -u mqtt-tokend /opt/mqtt-tokend/venv/bin/mqtt-tokend"
     " --config /etc/mqtt-tokend/config.toml auth"
@@ -40,38 +39,6 @@ HOST_PATHS = [
 have_mosquitto = pytest.mark.skipif(
     shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed"
 )
-
-
-@pytest.fixture(scope="module")
-def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A frozen copy of the repository: the installer builds what it runs from, and other
-    people edit the working tree while these tests run."""
-    target = tmp_path_factory.mktemp("repo") / "mqtt-tokend"
-    shutil.copytree(
-        REPO,
-        target,
-        ignore=shutil.ignore_patterns(
-            ".git", "tests", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".venv"
-        ),
-    )
-    return target
-
-
-def run_installer(
-    snapshot: Path, root: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_MQTT_PASSWORD")}
-    result = subprocess.run(
-        ["bash", str(snapshot / "deploy" / "setup_auto_tokens.sh"), "--root", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=INSTALLER_TIMEOUT,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, f"installer failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def manifest(root: Path) -> dict[str, tuple[object, ...]]:
