@@ -6,7 +6,8 @@
 # overwrites the key, the config or a broker password nobody asked to change.
 #
 #   sudo deploy/setup_auto_tokens.sh              install or update
-#   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line and venv; keep data
+#   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line, venv and the
+#                                                 /usr/local/bin/mqtt-tokend wrapper; keep data
 #   sudo deploy/setup_auto_tokens.sh --purge      also remove config, key, state, broker files,
 #                                                 and the user
 #   deploy/setup_auto_tokens.sh --root DIR        install into a staging tree; the host is not
@@ -21,6 +22,10 @@ readonly DEPLOY="$REPO/deploy"
 
 readonly APP_USER=mqtt-tokend
 readonly APP_GROUP=mqtt-tokend
+# Consumers (the player) join this group to read the Fernet key, and only the key: not the
+# config (client_secret) nor the agent's broker password, which stay with group mqtt-tokend.
+readonly KEY_GROUP=mqtt-tokend-key
+readonly WRAPPER=/usr/local/bin/mqtt-tokend
 readonly CONFIG_DIR=/etc/mqtt-tokend
 readonly STATE_DIR=/var/lib/mqtt-tokend
 readonly PREFIX=/opt/mqtt-tokend
@@ -177,13 +182,14 @@ create_once() {
 ensure_user() {
     if on_host; then
         getent group "$APP_GROUP" >/dev/null || groupadd --system "$APP_GROUP"
+        getent group "$KEY_GROUP" >/dev/null || groupadd --system "$KEY_GROUP"
         if ! id -u "$APP_USER" >/dev/null 2>&1; then
             useradd --system --gid "$APP_GROUP" --home-dir "$STATE_DIR" --no-create-home \
                 --shell /usr/sbin/nologin --comment "mqtt-tokend Spotify token agent" "$APP_USER"
             say "created user $APP_USER"
         fi
     else
-        say "would run: groupadd --system $APP_GROUP (if missing)"
+        say "would run: groupadd --system $APP_GROUP; groupadd --system $KEY_GROUP (if missing)"
         say "would run: useradd --system --gid $APP_GROUP --home-dir $STATE_DIR" \
             "--no-create-home --shell /usr/sbin/nologin $APP_USER (if missing)"
     fi
@@ -333,7 +339,8 @@ setup_schedule() {
 
 install_all() {
     ensure_user
-    ensure_dir "$CONFIG_DIR" 0750 "root:$APP_GROUP"
+    # 0751: consumers reach fernet.key by name, but cannot list the directory or read the rest.
+    ensure_dir "$CONFIG_DIR" 0751 "root:$APP_GROUP"
     ensure_dir "$STATE_DIR" 0700 "$APP_USER:$APP_GROUP"
     ensure_dir "$PREFIX" 0755 root:root
     if [[ $WITH_VENV -eq 1 ]]; then
@@ -341,7 +348,8 @@ install_all() {
     else
         say "skipped the virtual environment (--no-venv)"
     fi
-    create_once "$CONFIG_DIR/fernet.key" 0640 "root:$APP_GROUP" generate_key
+    create_once "$CONFIG_DIR/fernet.key" 0440 "$APP_USER:$KEY_GROUP" generate_key
+    install_file "$DEPLOY/bin/mqtt-tokend" "$WRAPPER" 0755 root:root || true
     setup_mosquitto
     setup_config
     setup_schedule
@@ -351,13 +359,15 @@ install_all() {
 Next steps:
   1. Set spotify.client_id in $CONFIG_DIR/config.toml (your app at developer.spotify.com;
      add http://127.0.0.1:8888/callback to its Redirect URIs).
-  2. Authorize once (prints a URL to open on any device with a browser):
-       sudo -u $APP_USER $CLI auth
+  2. Authorize once (prints a URL to open on any device with a browser); $WRAPPER
+     runs it as the user $APP_USER with $CONFIG_DIR/config.toml:
+       sudo mqtt-tokend auth
   3. Start the agent and the health check:
        sudo systemctl start lofi-pi-token-manager.service lofi-pi-token-health.timer
   4. Give the player and Home Assistant their broker passwords
      (generated ones are in $MOSQUITTO_DIR/credentials), and add the player's user
-     to the group $APP_GROUP so it can read $CONFIG_DIR/fernet.key.
+     to the group $KEY_GROUP so it can read $CONFIG_DIR/fernet.key (and nothing else here):
+       sudo usermod -aG $KEY_GROUP PLAYER_USER
 EOF
 }
 
@@ -386,6 +396,7 @@ uninstall() {
         [[ -L $unit ]] && remove "${unit#"$ROOT"}"
     done
     remove "$CRON_FILE"
+    remove "$WRAPPER"
     remove "$PREFIX"
     if systemd_running; then
         systemctl daemon-reload
@@ -404,9 +415,10 @@ uninstall() {
         if on_host; then
             if id -u "$APP_USER" >/dev/null 2>&1; then userdel "$APP_USER"; fi
             if getent group "$APP_GROUP" >/dev/null; then groupdel "$APP_GROUP"; fi
+            if getent group "$KEY_GROUP" >/dev/null; then groupdel "$KEY_GROUP"; fi
             if systemd_running; then systemctl try-restart mosquitto.service; fi
         else
-            say "would run: userdel $APP_USER; groupdel $APP_GROUP"
+            say "would run: userdel $APP_USER; groupdel $APP_GROUP; groupdel $KEY_GROUP"
             say "would run: systemctl try-restart mosquitto.service"
         fi
         say "purged mqtt-tokend (the Spotify session is gone: a new install needs 'auth')"

@@ -8,10 +8,12 @@ anything is published, so a rotated refresh token can never exist only in memory
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import logging
 import math
 import os
+import pwd
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,12 +98,25 @@ def write_json(path: Path, value: dict[str, Any], *, mode: int = 0o600) -> None:
     atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode=mode)
 
 
+def ownership_fix(path: Path) -> str:
+    """The exact command that gives a state file back to the owner of its directory (a file
+    written by `auth` run as root, for example)."""
+    info = path.parent.stat()
+    try:
+        owner = f"{pwd.getpwuid(info.st_uid).pw_name}:{grp.getgrgid(info.st_gid).gr_name}"
+    except KeyError:
+        owner = f"{info.st_uid}:{info.st_gid}"
+    return f"it is not this user's; give it back with `sudo chown {owner} {path}`"
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """Read a JSON object; None when the file is absent; StoreError when it is not JSON."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except PermissionError as err:
+        raise StoreError(f"{path} cannot be read ({err.strerror}): {ownership_fix(path)}") from None
     except OSError as err:
         raise StoreError(f"{path} cannot be read ({err.strerror})") from None
     try:
@@ -193,11 +208,10 @@ class TokenStore:
                 self.save(tokens)
             return tokens
         if problems:
-            raise StoreError(
-                "; ".join(problems)
-                + ". Nothing was deleted. Restore the key file that wrote them, or log in again "
-                "with `mqtt-tokend auth`"
-            )
+            fix = "Restore the key file that wrote them, or log in again with `mqtt-tokend auth`"
+            if all("sudo chown" in problem for problem in problems):
+                fix = "Then restart the agent"
+            raise StoreError("; ".join(problems) + f". Nothing was deleted. {fix}")
         return None
 
     def save(self, tokens: Tokens) -> None:

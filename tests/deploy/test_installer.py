@@ -17,10 +17,7 @@ import pytest
 
 from tests.deploy.conftest import DEPLOY, INSTALLER_TIMEOUT, run_installer
 
-NEXT_STEP = (
-    "sudo -u mqtt-tokend /opt/mqtt-tokend/venv/bin/mqtt-tokend"
-    " --config /etc/mqtt-tokend/config.toml auth"
-)
+NEXT_STEP = "sudo mqtt-tokend auth"
 UNITS = [
     "lofi-pi-token-manager.service",
     "lofi-pi-token-manager@.service",
@@ -34,6 +31,7 @@ HOST_PATHS = [
     "/etc/cron.d/mqtt-tokend",
     "/etc/mosquitto/conf.d/mqtt-tokend.conf",
     "/etc/mosquitto/mqtt-tokend",
+    "/usr/local/bin/mqtt-tokend",
     *(f"/etc/systemd/system/{unit}" for unit in UNITS),
 ]
 have_mosquitto = pytest.mark.skipif(
@@ -86,10 +84,10 @@ def test_staged_install_lays_out_everything_with_tight_modes(
     result = run_installer(snapshot, root, "--no-venv")
     assert host_state() == before, "--root must not touch the host"
 
-    assert mode(root / "etc/mqtt-tokend") == 0o750
+    assert mode(root / "etc/mqtt-tokend") == 0o751
     assert mode(root / "var/lib/mqtt-tokend") == 0o700
     key = root / "etc/mqtt-tokend/fernet.key"
-    assert mode(key) == 0o640
+    assert mode(key) == 0o440
     assert_fernet_key(key.read_text())
 
     config = root / "etc/mqtt-tokend/config.toml"
@@ -236,7 +234,7 @@ def test_full_install_with_venv_twice_leaves_the_identical_tree(
 HOST_SIMULATION = r"""
 set -euo pipefail
 layers=$1 installer=$2
-for dir in etc var opt; do
+for dir in etc var opt usr/local; do
     mkdir -p "$layers/$dir/upper" "$layers/$dir/work"
     mount -t overlay overlay \
         -o "lowerdir=/$dir,upperdir=$layers/$dir/upper,workdir=$layers/$dir/work" "/$dir" || exit 99
@@ -247,6 +245,21 @@ done
 stat -c '%n %U:%G %a' /etc/mqtt-tokend /etc/mqtt-tokend/fernet.key \
     /etc/mqtt-tokend/config.toml /etc/mqtt-tokend/mqtt_password /var/lib/mqtt-tokend \
     /etc/mosquitto/mqtt-tokend/passwd /etc/mosquitto/mqtt-tokend/acl >"$layers/modes"
+# A consumer in the key group reads the key and nothing else of /etc/mqtt-tokend.
+useradd --system --no-create-home lofi-test-player
+usermod -aG mqtt-tokend-key lofi-test-player
+as_player() { setpriv --reuid=lofi-test-player --regid=lofi-test-player --init-groups "$@"; }
+for file in fernet.key config.toml mqtt_password; do
+    if as_player cat "/etc/mqtt-tokend/$file" >/dev/null 2>&1; then r=yes; else r=no; fi
+    echo "$file $r" >>"$layers/player"
+done
+# The wrapper on PATH runs the venv's binary as the agent's user with the installed config.
+mkdir -p /opt/mqtt-tokend/venv/bin
+printf '#!/bin/sh\necho "$(id -un) $*"\ntouch /var/lib/mqtt-tokend/written-by-auth\n' \
+    >/opt/mqtt-tokend/venv/bin/mqtt-tokend
+chmod 755 /opt/mqtt-tokend/venv/bin/mqtt-tokend
+PATH=/usr/local/bin:$PATH mqtt-tokend auth >"$layers/wrapper" 2>&1
+stat -c '%U' /var/lib/mqtt-tokend/written-by-auth >>"$layers/wrapper"
 "$installer" --uninstall --purge >"$layers/purge.log" 2>&1
 if id -u mqtt-tokend >/dev/null 2>&1; then echo "user still there" >>"$layers/purge.log"; fi
 """
@@ -290,13 +303,18 @@ def test_host_install_in_a_private_mount_namespace(snapshot: Path, tmp_path: Pat
         "mosquitto:mosquitto" if "mosquitto" in {p.pw_name for p in pwd.getpwall()} else "root:root"
     )
     assert modes == {
-        "/etc/mqtt-tokend": "root:mqtt-tokend 750",
-        "/etc/mqtt-tokend/fernet.key": "root:mqtt-tokend 640",
+        "/etc/mqtt-tokend": "root:mqtt-tokend 751",
+        "/etc/mqtt-tokend/fernet.key": "mqtt-tokend:mqtt-tokend-key 440",
         "/etc/mqtt-tokend/config.toml": "root:mqtt-tokend 640",
         "/etc/mqtt-tokend/mqtt_password": "mqtt-tokend:mqtt-tokend 600",
         "/var/lib/mqtt-tokend": "mqtt-tokend:mqtt-tokend 700",
         "/etc/mosquitto/mqtt-tokend/passwd": f"{broker} 600",
         "/etc/mosquitto/mqtt-tokend/acl": f"root:{broker.split(':')[1]} 640",
     }
+    player = dict(line.split() for line in (tmp_path / "player").read_text().splitlines())
+    assert player == {"fernet.key": "yes", "config.toml": "no", "mqtt_password": "no"}
+    assert (tmp_path / "wrapper").read_text() == (
+        "mqtt-tokend --config /etc/mqtt-tokend/config.toml auth\nmqtt-tokend\n"
+    )
     assert "purged mqtt-tokend" in logs["purge"]
     assert "user still there" not in logs["purge"]
