@@ -379,8 +379,22 @@ remove() {
     fi
 }
 
+# --purge: the agent's retained messages and its Home Assistant device leave the broker too,
+# while the venv, the config and the broker user still exist to do it.
+forget_broker() {
+    local python=$VENV/bin/python forget=$DEPLOY/forget_broker.py
+    [[ -x $ROOT$python && -f $ROOT$CONFIG_DIR/config.toml ]] || return 0
+    if ! on_host; then
+        say "would run: $python $forget $CONFIG_DIR/config.toml"
+        return 0
+    fi
+    "$python" "$forget" "$CONFIG_DIR/config.toml" ||
+        say "WARNING: the retained topics stay on the broker (is Mosquitto running?)"
+}
+
 uninstall() {
     local unit
+    [[ $PURGE -eq 0 ]] || forget_broker
     if systemd_running; then
         systemctl disable --now --quiet lofi-pi-token-manager.service \
             lofi-pi-token-health.timer 2>/dev/null || true

@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(
         duration=args.duration,
         token_lifetime=args.token_lifetime,
-        private_broker=args.private_broker,
+        shared_broker=demo.parse_broker(args.shared_broker) if args.shared_broker else None,
         state_dir=Path(args.state_dir) if args.state_dir else None,
     )
 
@@ -281,7 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--private-broker",
         action="store_true",
-        help="start a private Mosquitto even if one listens on 127.0.0.1:1883",
+        help="a private Mosquitto on a free port (the default; kept for old scripts)",
+    )
+    p.add_argument(
+        "--shared-broker",
+        nargs="?",
+        const="127.0.0.1:1883",
+        metavar="HOST:PORT",
+        help="use this running broker (default 127.0.0.1:1883) under a base topic and "
+        "discovery prefix of the demo's own; everything retained is removed on exit",
     )
     p.add_argument("--state-dir", help="keep the demo's files here (default: a temp dir)")
     p = command("emulator", cmd_emulator, "the Spotify Accounts/Web API emulator")
