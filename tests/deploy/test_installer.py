@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.contract.health import auth_command
 from tests.deploy.conftest import DEPLOY, INSTALLER_TIMEOUT, run_installer
 
 NEXT_STEP = "sudo mqtt-tokend auth"
@@ -226,6 +227,26 @@ def test_full_install_with_venv_twice_leaves_the_identical_tree(
         timeout=60,
     )
     assert imported.stdout.strip()
+
+    # The printed login command, `sudo mqtt-tokend auth`, through the installed wrapper: it
+    # reaches the venv's binary with the installed config (here as this user, the staged
+    # install's stand-in for mqtt-tokend; --help so nothing touches the host's /var/lib).
+    printed = auth_command("/etc/mqtt-tokend/config.toml").split()
+    assert printed == ["sudo", "mqtt-tokend", "auth"]
+    wrapper = subprocess.run(
+        [str(root / "usr/local/bin" / printed[1]), *printed[2:], "--help"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "MQTT_TOKEND_ROOT": str(root),
+            "MQTT_TOKEND_SERVICE_USER": pwd.getpwuid(os.getuid()).pw_name,
+        },
+        timeout=60,
+        check=False,
+    )
+    assert wrapper.returncode == 0, wrapper.stderr
+    assert "usage: mqtt-tokend auth" in wrapper.stdout
     assert_fernet_key((root / "etc/mqtt-tokend/fernet.key").read_text())
     leftovers = [p.name for p in snapshot.iterdir() if p.name == "build" or p.suffix == ".egg-info"]
     assert leftovers == [], "the installer builds from a copy, never in the repository"
