@@ -41,6 +41,18 @@ def test_shellcheck_is_clean() -> None:
     assert result.returncode == 0, result.stdout
 
 
+def source(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`. script` in bash, as scripts/demo and scripts/test do."""
+    return subprocess.run(
+        ["bash", "-c", f'. "{script}"'],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
 def test_demo_setup_installs_the_product_without_the_test_tools(tmp_path: Path) -> None:
     """./scripts/demo's set-up (bootstrap.sh without MQTT_TOKEND_DEV) installs the runtime
     dependencies only, saying what it does one line per step; the test extras are ./scripts/test's.
@@ -49,14 +61,7 @@ def test_demo_setup_installs_the_product_without_the_test_tools(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if k != "MQTT_TOKEND_DEV"}
     env["MQTT_TOKEND_VENV"] = str(venv)
     bootstrap = DEPLOY.parent / "scripts" / "bootstrap.sh"
-    result = subprocess.run(
-        ["bash", "-c", f'. "{bootstrap}"'],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    result = source(bootstrap, env)
     assert result.returncode == 0, result.stderr
     steps = [line for line in result.stderr.splitlines() if line.startswith("[setup] ")]
     assert steps[:2] == [
@@ -73,12 +78,5 @@ def test_demo_setup_installs_the_product_without_the_test_tools(tmp_path: Path) 
     installed = {line.split("==")[0] for line in listed.splitlines()}
     assert {"paho-mqtt", "requests", "cryptography", "mqtt-tokend"} <= installed
     assert installed.isdisjoint({"pytest", "mypy", "ruff", "hypothesis"}), installed
-    again = subprocess.run(
-        ["bash", "-c", f'. "{bootstrap}"'],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    again = source(bootstrap, env)
     assert again.returncode == 0 and "[setup]" not in again.stderr, "a second run does nothing"

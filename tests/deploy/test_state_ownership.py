@@ -29,6 +29,18 @@ except StoreError as err:
 """
 
 
+def read_as(user: pwd.struct_passwd, path: Path) -> subprocess.CompletedProcess[str]:
+    """The store's reader run as `user`; prints the StoreError, if any."""
+    command = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    return subprocess.run(
+        [*command, sys.executable, "-c", READER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_root_owned_state_file_names_the_chown_that_fixes_it(broker_dir: Path) -> None:
     agent = pwd.getpwnam("nobody")
     state = broker_dir / "state"  # broker_dir: a 0755 scratch directory others can traverse
@@ -37,41 +49,11 @@ def test_a_root_owned_state_file_names_the_chown_that_fixes_it(broker_dir: Path)
     tokens = state / "spotify_tokens.json"
     tokens.write_text("{}")  # written by root, as `auth` run with plain sudo does
     tokens.chmod(0o600)
-    result = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={agent.pw_uid}",
-            f"--regid={agent.pw_gid}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            READER,
-            str(tokens),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = read_as(agent, tokens)
     group = grp.getgrgid(agent.pw_gid).gr_name
     assert f"sudo chown nobody:{group} {tokens}" in result.stdout, result.stdout + result.stderr
     subprocess.run(["chown", f"nobody:{group}", str(tokens)], check=True, timeout=10)
-    again = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={agent.pw_uid}",
-            f"--regid={agent.pw_gid}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            READER,
-            str(tokens),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = read_as(agent, tokens)
     assert again.stdout == "", "after the printed chown the agent reads the file"
 
 

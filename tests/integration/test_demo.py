@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from tests.deploy.conftest import Peer
 from tests.integration.conftest import CLI
 
 pytestmark = pytest.mark.integration
@@ -24,6 +25,8 @@ def test_demo_logs_in_refreshes_live_and_stops_cleanly() -> None:
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
+    private = re.search(r"broker: a private Mosquitto at 127\.0\.0\.1:(\d+)", out)
+    assert private and private.group(1) != "1883", "by default the demo never uses 1883"
     assert "Logged in to Spotify as" in out
     assert re.search(r"mosquitto_sub -p \d+ -v -t 'lofi/spotify/#'", out)
     assert re.search(r"mosquitto_pub -p \d+ -t lofi/spotify/request/refresh -n", out)
@@ -38,8 +41,6 @@ def test_demo_logs_in_refreshes_live_and_stops_cleanly() -> None:
 def retained_on(port: int) -> dict[str, bytes]:
     """Every retained message on the broker: subscribe to '#', then publish a sentinel at QoS 1;
     the broker queued the retained messages to this client before routing the sentinel back."""
-    from tests.deploy.conftest import Peer
-
     peer = Peer(port, None, None)
     try:
         assert not peer.connect().is_failure  # type: ignore[attr-defined]
@@ -51,26 +52,11 @@ def retained_on(port: int) -> dict[str, bytes]:
         peer.close()
 
 
-def test_demo_uses_a_private_broker_by_default_and_never_touches_1883(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "demo", "--duration", "3", "--token-lifetime", "4"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    match = re.search(r"broker: a private Mosquitto at 127\.0\.0\.1:(\d+)", result.stdout)
-    assert match and match.group(1) != "1883", result.stdout
-
-
 def test_demo_on_a_shared_broker_leaves_no_retained_message(tmp_path: Path) -> None:
     """The user's broker (here a Mosquitto of the test's own, standing for 127.0.0.1:1883)
     keeps what it had and gets nothing of the demo's: no token, no health, no discovery."""
     with PrivateMosquitto(tmp_path / "broker") as broker:
         before = {"home/kitchen/light": b"on"}
-        from tests.deploy.conftest import Peer
-
         owner = Peer(broker.port, None, None)
         assert not owner.connect().is_failure  # type: ignore[attr-defined]
         owner.publish("home/kitchen/light", b"on", retain=True)
