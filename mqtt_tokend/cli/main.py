@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(
         duration=args.duration,
         token_lifetime=args.token_lifetime,
-        shared_broker=demo.parse_broker(args.shared_broker) if args.shared_broker else None,
+        shared_broker=args.shared_broker,
         state_dir=Path(args.state_dir) if args.state_dir else None,
     )
 

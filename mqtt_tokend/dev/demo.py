@@ -243,7 +243,8 @@ def run_demo(
     *,
     duration: float | None,
     token_lifetime: float = 20.0,
-    shared_broker: tuple[str, int] | None = None,
+    private_broker: bool = True,  # the default now; kept for --private-broker in old scripts
+    shared_broker: str | None = None,
     state_dir: Path | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
@@ -256,7 +257,9 @@ def run_demo(
     try:
         with (
             SpotifyEmulator(token_lifetime=token_lifetime) as emulator,
-            _broker(workdir, shared=shared_broker) as broker,
+            _broker(
+                workdir, shared=parse_broker(shared_broker) if shared_broker else None
+            ) as broker,
         ):
             where = "a private Mosquitto" if broker.private else "the shared Mosquitto"
             print(
