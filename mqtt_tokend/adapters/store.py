@@ -8,19 +8,26 @@ anything is published, so a rotated refresh token can never exist only in memory
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import logging
 import math
 import os
+import pwd
 import stat
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write, signature
-from mqtt_tokend.contract.health import State, retry_after_left
+from mqtt_tokend.contract.health import retry_after_left
+from mqtt_tokend.contract.records import (
+    SESSION_FIELDS,
+    STATUS_FIELDS,
+    STATUS_REQUIRED,
+    shape_problems,
+)
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -101,12 +108,25 @@ def write_json(
     atomic_write(path, data, mode=mode, owner=owner)
 
 
+def ownership_fix(path: Path) -> str:
+    """The exact command that gives a state file back to the owner of its directory (a file
+    written by `auth` run as root, for example)."""
+    info = path.parent.stat()
+    try:
+        owner = f"{pwd.getpwuid(info.st_uid).pw_name}:{grp.getgrgid(info.st_gid).gr_name}"
+    except KeyError:
+        owner = f"{info.st_uid}:{info.st_gid}"
+    return f"it is not this user's; give it back with `sudo chown {owner} {path}`"
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """Read a JSON object; None when the file is absent; StoreError when it is not JSON."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except PermissionError as err:
+        raise StoreError(f"{path} cannot be read ({err.strerror}): {ownership_fix(path)}") from None
     except OSError as err:
         raise StoreError(f"{path} cannot be read ({err.strerror})") from None
     try:
@@ -119,67 +139,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 PENDING_FILE = "pending_auth.json"
-
-
-def _is_time(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_time_or_none(value: object) -> bool:
-    return value is None or _is_time(value)
-
-
-def _is_text_or_none(value: object) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _is_times(value: object) -> bool:
-    return isinstance(value, list) and all(_is_time(item) for item in value)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-# The known keys of each plain record and what each must hold; unknown keys are let through
-# (a newer version may add some), a known key of the wrong type means the file is not ours.
-SESSION_FIELDS: dict[str, Callable[[object], bool]] = {
-    "authorized_at": _is_time_or_none,
-    "last_refresh": _is_time_or_none,
-    "client_id": _is_text_or_none,
-    "display_name": _is_text_or_none,
-    "user_id": _is_text_or_none,
-    "reauth_warned": _is_times,
-    "retry_after_until": _is_time_or_none,
-    "used_login": _is_text_or_none,
-}
-STATUS_FIELDS: dict[str, Callable[[object], bool]] = {
-    "state": lambda value: value in {state.value for state in State},
-    "message": lambda value: isinstance(value, str),
-    "checked_at": _is_time,
-    "expires_at": _is_time_or_none,
-    "last_refresh": _is_time_or_none,
-    "next_refresh": _is_time_or_none,
-    "reauth_by": _is_time_or_none,
-    "retry_after_until": _is_time_or_none,
-    "consecutive_failures": _is_count,
-    "instructions": _is_text_or_none,
-    "user": _is_text_or_none,
-}
-STATUS_REQUIRED = ("state", "message", "checked_at")
-
-
-def shape_problems(
-    record: dict[str, Any], fields: dict[str, Callable[[object], bool]], required: tuple[str, ...]
-) -> list[str]:
-    """What is wrong with a record's known keys ("reauth_warned is int"), empty when fine."""
-    problems = [f"{key} is missing" for key in required if key not in record]
-    problems += [
-        f"{key} is {type(record[key]).__name__}"
-        for key, valid in fields.items()
-        if key in record and not valid(record[key])
-    ]
-    return problems
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
@@ -309,11 +268,10 @@ class TokenStore:
                 self.save(tokens)
             return tokens
         if problems:
-            raise StoreError(
-                "; ".join(problems)
-                + ". Nothing was deleted. Restore the key file that wrote them, or log in again "
-                "with `mqtt-tokend auth`"
-            )
+            fix = "Restore the key file that wrote them, or log in again with `mqtt-tokend auth`"
+            if all("sudo chown" in problem for problem in problems):
+                fix = "Then restart the agent"
+            raise StoreError("; ".join(problems) + f". Nothing was deleted. {fix}")
         return None
 
     def save(self, tokens: Tokens) -> None:

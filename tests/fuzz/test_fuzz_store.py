@@ -25,15 +25,14 @@ from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.adapters.store import (
     BACKUP_FILE,
     PENDING_FILE,
-    SESSION_FIELDS,
     SESSION_FILE,
     STATUS_FILE,
     TOKENS_FILE,
     Tokens,
     TokenStore,
     read_status,
-    shape_problems,
 )
+from mqtt_tokend.contract.records import SESSION_FIELDS, shape_problems
 from mqtt_tokend.errors import CryptoError, StoreError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import deep_json, depths, dumps, json_values, nested, truncations

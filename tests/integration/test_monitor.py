@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.adapters.store import NOTICE_FILE, read_status
+from mqtt_tokend.adapters.store import read_status
 from mqtt_tokend.cli.monitor import send_email
 from mqtt_tokend.config import AlertsConfig
 from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.health import ExitCode
-from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.notices import NOTICE_FILE, Alert
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from tests.integration.conftest import AgentProcess, cli

@@ -177,7 +177,7 @@ def test_auth_required_payload_carries_instructions() -> None:
         instructions=auth_instructions("/etc/mqtt-tokend/config.toml"),
     )
     payload = health.to_payload()
-    assert "mqtt-tokend --config /etc/mqtt-tokend/config.toml auth" in payload["instructions"]
+    assert "On the Pi run: sudo mqtt-tokend auth " in payload["instructions"]
     assert judge(payload, online=True, now=NOW)[0] is ExitCode.CRITICAL
 
 
