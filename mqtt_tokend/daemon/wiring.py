@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import random
+import re
+import secrets
 import signal
 import socket
 import threading
@@ -13,6 +14,7 @@ from types import FrameType
 
 from mqtt_tokend.adapters import logsafe, systemd
 from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.files import atomic_write
 from mqtt_tokend.adapters.lock import StateDirLock
 from mqtt_tokend.adapters.mqtt import MqttLink, describe
 from mqtt_tokend.adapters.spotify import SpotifyClient
@@ -39,12 +41,31 @@ from mqtt_tokend.errors import ConfigError, CryptoError
 _LOG = logging.getLogger(__name__)
 
 
+CLIENT_ID_FILE = "mqtt_client_id"  # in the state directory: the agent's session name
+
+
 def agent_client_id(config: Config) -> str:
-    """A stable MQTT client id: one agent per host and base topic."""
+    """The agent's MQTT client id: `mqtt.client_id`, or `mqtt-tokend-<host>-<random>`.
+
+    A broker without use_username_as_clientid lets any account that connects with the agent's
+    id take over (and end) its session, so the default must not be guessable. The random part
+    is made once per state directory (0600, one agent per directory holds its lock), so a
+    restart keeps the same session name; if the file cannot be kept, a random one per process.
+    """
     if config.mqtt.client_id:
         return config.mqtt.client_id
-    digest = hashlib.sha256(config.mqtt.base_topic.encode()).hexdigest()[:8]
-    return f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
+    path = config.agent.state_dir / CLIENT_ID_FILE
+    try:
+        suffix = path.read_text().strip()
+    except OSError:
+        suffix = ""
+    if not re.fullmatch(r"[0-9a-f]{24}", suffix):
+        suffix = secrets.token_hex(12)
+        try:
+            atomic_write(path, f"{suffix}\n".encode(), mode=0o600)
+        except OSError as err:
+            _LOG.warning("%s cannot be written (%s): a new client id each start", path, err)
+    return f"mqtt-tokend-{socket.gethostname()[:20]}-{suffix}"
 
 
 def subscriptions(config: Config) -> list[str]:
