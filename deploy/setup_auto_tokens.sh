@@ -5,7 +5,11 @@
 # and the systemd units (or the cron line). Idempotent: a second run changes nothing. It never
 # overwrites the key, the config or a broker password nobody asked to change.
 #
-#   sudo deploy/setup_auto_tokens.sh              install or update
+#   sudo deploy/setup_auto_tokens.sh              install or update (Mosquitto's stock config
+#                                                 keeps its anonymous clients on loopback)
+#   sudo deploy/setup_auto_tokens.sh --lock-down-broker
+#                                                 same, with the shipped broker config on a
+#                                                 stock Mosquitto: no anonymous clients
 #   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line, venv and the
 #                                                 /usr/local/bin/mqtt-tokend wrapper; keep data
 #   sudo deploy/setup_auto_tokens.sh --purge      also remove config, key, state, broker files,
@@ -51,16 +55,23 @@ USE_CRON=0
 PYTHON=${PYTHON:-python3}
 UNITS_CHANGED=0
 BROKER_RESTART=""
+LOCK_DOWN=0
 
 usage() {
     cat <<EOF
-Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--cron] [--python PATH]
+Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--cron]
+       [--python PATH]
        $SELF [--root DIR] --uninstall [--purge]
 
   --root DIR      install into DIR as if it were / (for packaging and tests); nothing on the
                   host changes, and host-only steps are printed as "would run: ..."
   --no-venv       skip the virtual environment (and the pip install)
   --no-mosquitto  leave Mosquitto alone (default: configure it when it is installed)
+  --lock-down-broker
+                  on Mosquitto's stock configuration, install the shipped one: no anonymous
+                  clients, no packet above 16 KiB, client id = user name (for a Pi where
+                  nothing else uses the broker). Default: anonymous clients on loopback keep
+                  every topic except the agent's
   --cron          install $CRON_FILE instead of enabling the systemd timer
   --python PATH   the Python (3.11 or newer) that builds the venv (default: python3)
   --broker-restart CMD
@@ -92,6 +103,7 @@ while [[ $# -gt 0 ]]; do
             ;;
         --no-venv) WITH_VENV=0; shift ;;
         --no-mosquitto) WITH_MOSQUITTO=0; shift ;;
+        --lock-down-broker) LOCK_DOWN=1; shift ;;
         --cron) USE_CRON=1; shift ;;
         --python)
             [[ $# -ge 2 ]] || die "--python needs a path"
@@ -271,6 +283,7 @@ setup_mosquitto() {
     # and restarts Mosquitto (rolling back if it does not come up): see setup_broker.py.
     local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0
     [[ -z $BROKER_RESTART ]] || args+=(--restart "$BROKER_RESTART")
+    [[ $LOCK_DOWN -eq 0 ]] || args+=(--lock-down)
     "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}" || status=$?
     case $status in
         0) ;;

@@ -6,10 +6,14 @@ without breaking what is already there. Called by setup_auto_tokens.sh; standard
 What it does, in order:
   1. reads /etc/mosquitto/mosquitto.conf and every file its include_dir pulls in: listeners,
      password_file, acl_file, allow_anonymous, per_listener_settings;
-  2. plans the files: an untouched broker (no listener, no users, no ACL of its own) gets the
-     shipped configuration; a configured one keeps its listener, password file and ACL file and
-     gets our users and a marked block of ACL lines added to them (existing users and anonymous
-     clients keep what they could do, minus the agent's topics);
+  2. plans the files: Debian's stock broker (no listener, no users, no ACL of its own: its
+     local-only mode, anonymous clients on loopback) keeps its anonymous clients on
+     127.0.0.1:1883, for every topic but the agent's, and gets our users, password file and ACL;
+     with --lock-down (a Pi where nothing else uses the broker), or where there is no Mosquitto
+     configuration at all, it gets the shipped configuration instead (no anonymous clients,
+     max_packet_size, client id = user name). A configured one keeps its listener, password
+     file and ACL file and gets our users and a marked block of ACL lines added to them
+     (existing users and anonymous clients keep what they could do, minus the agent's topics);
   3. writes the planned files to a scratch directory and starts a throwaway `mosquitto -c` on
      free ports from the merged configuration, then logs in as the agent: if that fails, nothing
      is written;
@@ -19,7 +23,7 @@ Where it cannot merge (per_listener_settings, no include_dir, two password files
 nothing and prints the exact lines to add. Exit status: 0 done, 1 failed (nothing changed or
 rolled back), 3 cannot merge (lines printed, nothing changed).
 
-  setup_broker.py --root DIR --deploy DEPLOY [--owner USER:GROUP] [--restart CMD]
+  setup_broker.py --root DIR --deploy DEPLOY [--owner USER:GROUP] [--restart CMD] [--lock-down]
   setup_broker.py --root DIR --deploy DEPLOY --remove      (for --uninstall --purge)
 """
 
@@ -192,7 +196,7 @@ def shipped_sections(deploy: Path) -> str:
 
 @dataclass
 class Plan:
-    mode: str  # "fresh" or "merge"
+    mode: str  # "local" (stock, anonymous kept), "locked-down" (shipped) or "merge"
     conf: str  # the content of OUR_CONF
     passwd: str  # host path of the password file our users go into
     acl: str  # host path of the ACL file
@@ -213,10 +217,18 @@ def with_include(host: Host, existing: Existing) -> str | None:
     )
 
 
-FRESH_NOTE = (
-    "Mosquitto had no listener, users or ACL of its own (its local-only mode, which lets "
-    "anonymous clients in on loopback): it now asks every client for a user name and password. "
-    "To keep anonymous clients, see 'An existing broker' in deploy/README.md."
+LOCK_DOWN_OPTION = "setup_auto_tokens.sh --lock-down-broker"
+LOCKED_NOTE = (
+    "Locked down (--lock-down-broker): Mosquitto now asks every client for a user name and "
+    "password, refuses packets above 16 KiB and names each session after its user. Anonymous "
+    "clients are refused. To let them back in, see 'An existing broker' in deploy/README.md."
+)
+LOCAL_NOTE = (
+    "Mosquitto had its stock configuration (local-only mode: anonymous clients on loopback). "
+    f"Anonymous clients on 127.0.0.1:{PORT} still connect and keep every topic except {BASE}/#; "
+    "the agent, the player and Home Assistant log in with their passwords. On a Pi where "
+    f"nothing else uses this broker, run {LOCK_DOWN_OPTION} to refuse anonymous clients, "
+    "refuse packets above 16 KiB and name each session after its user."
 )
 SHARED_NOTE = (
     "Other clients share this broker, so max_packet_size and use_username_as_clientid were not "
@@ -226,13 +238,29 @@ SHARED_NOTE = (
 DENY = f"topic deny {BASE}/#"
 
 
-def plan(host: Host, deploy: Path, existing: Existing) -> Plan:
+def locked_down_before(host: Host) -> bool:
+    """Our conf.d file is the shipped, locked-down one (an earlier --lock-down-broker): a
+    second run keeps it so, rather than letting anonymous clients back in."""
+    path = host.path(OUR_CONF)
+    return path.is_file() and "allow_anonymous false" in path.read_text().splitlines()
+
+
+def plan(host: Host, deploy: Path, existing: Existing, *, lock_down: bool = False) -> Plan:
     main = with_include(host, existing)
+    if existing.untouched and existing.main_found and not lock_down:
+        lock_down = locked_down_before(host)
+        if not lock_down:
+            return local_plan(host, deploy, main)
     if existing.untouched:
         conf = (deploy / "mosquitto" / "mosquitto.conf").read_text()
         acl_text = (deploy / "mosquitto" / "acl").read_text()
-        notes = [FRESH_NOTE] if existing.main_found else []
-        return Plan("fresh", conf, OUR_PASSWD, OUR_ACL, acl_text, notes, main)
+        notes = [LOCKED_NOTE] if existing.main_found else []
+        return Plan("locked-down", conf, OUR_PASSWD, OUR_ACL, acl_text, notes, main)
+    if lock_down:
+        raise RuntimeError(
+            "--lock-down-broker replaces Mosquitto's stock configuration only, and this one "
+            "has its own listener, users, ACL or allow_anonymous: run without it to merge"
+        )
 
     # A configured broker: keep everything it has, add only what is missing.
     if any(v == "true" for v in existing.values("per_listener_settings")):
@@ -266,6 +294,27 @@ def plan(host: Host, deploy: Path, existing: Existing) -> Plan:
         acl_text = new_acl(host, deploy, passwd, bool(existing.anonymous))
         notes.append(f"A user added to {passwd} later gets no topics until {OUR_ACL} names it.")
     return Plan("merge", "\n".join(lines) + "\n", passwd, acl, acl_text, notes, main)
+
+
+def local_plan(host: Host, deploy: Path, main: str | None) -> Plan:
+    """Debian's stock broker: anonymous clients keep loopback and every topic but ours."""
+    lines = [
+        "# mqtt-tokend, merged into Mosquitto's stock (local-only) setup by setup_auto_tokens.sh.",
+        "# Anonymous clients on loopback keep what they had, except the agent's topics (the",
+        f"# ACL); {LOCK_DOWN_OPTION} refuses them. Loopback only, as before.",
+        f"listener {PORT} 127.0.0.1",
+        "allow_anonymous true",
+        f"password_file {OUR_PASSWD}",
+        f"acl_file {OUR_ACL}",
+        "# Small packets on loopback otherwise wait ~40 ms for the peer's delayed ACK.",
+        "set_tcp_nodelay true",
+    ]
+    acl_text = new_acl(host, deploy, OUR_PASSWD, anonymous=True)
+    notes = [
+        LOCAL_NOTE,
+        f"A user added to {OUR_PASSWD} later gets no topics until {OUR_ACL} names it.",
+    ]
+    return Plan("local", "\n".join(lines) + "\n", OUR_PASSWD, OUR_ACL, acl_text, notes, main)
 
 
 def merged_acl(host: Host, deploy: Path, acl: str) -> str:
@@ -551,11 +600,14 @@ def install(args: argparse.Namespace) -> int:
     on_host = not host.root
     existing = read_existing(host)
     try:
-        planned = plan(host, deploy, existing)
+        planned = plan(host, deploy, existing, lock_down=args.lock_down)
     except CannotMerge as error:
         for line in instructions(error, deploy):
             say(line)
         return EXIT_CANNOT_MERGE
+    except RuntimeError as error:
+        say(f"{error}. Nothing was changed.")
+        return 1
 
     scratch = Path(tempfile.mkdtemp(prefix="mqtt-tokend-broker-"))
     try:
@@ -624,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner", default="root:root", help="owner of new broker files")
     parser.add_argument("--restart", help="command that restarts Mosquitto (default systemctl)")
     parser.add_argument("--remove", action="store_true")
+    parser.add_argument(
+        "--lock-down",
+        action="store_true",
+        help="replace a stock configuration with the shipped one: no anonymous clients",
+    )
     args = parser.parse_args(argv)
     if args.restart is not None:
         args.restart = args.restart.strip() or None

@@ -179,22 +179,74 @@ def agent_works(staged: Staged, home_assistant: tuple[str, str] | None = None) -
     exchange(ha, agent, f"{BASE}/request/check", b"")
 
 
-def test_stock_debian_mosquitto_gets_the_shipped_configuration(staged: Staged) -> None:
-    """Debian's main mosquitto.conf, nothing in conf.d: the shipped files go in whole; Debian's
-    own lines (pid file, persistence, log) stay, and the restarted broker runs them."""
+def test_stock_debian_mosquitto_keeps_its_anonymous_clients_but_not_our_topics(
+    staged: Staged,
+) -> None:
+    """Debian's main mosquitto.conf, nothing in conf.d (local-only mode: anonymous clients on
+    loopback). After a default install anonymous clients still connect and use their own
+    topics, but never read the token nor write a request; the agent's accounts work; the
+    installer says what it did and names --lock-down-broker. (On main they were refused.)"""
     staged.start()
-    before = staged.connected(None)  # local-only mode: anonymous on loopback
+    before = staged.connected(None)
     before.close()
     result = staged.install()
-    assert "broker check passed" in result.stdout
+    assert "broker check passed: a throwaway Mosquitto ran the local configuration" in result.stdout
     assert "mosquitto: restart done" in result.stdout
+    assert "Anonymous clients on 127.0.0.1:1883 still connect" in result.stdout
+    assert "setup_auto_tokens.sh --lock-down-broker" in result.stdout
     etc = staged.root / "etc/mosquitto"
     assert (etc / "mosquitto.conf").read_text() == DEBIAN_MAIN
     conf = (etc / "conf.d/mqtt-tokend.conf").read_text()
-    assert "use_username_as_clientid true" in conf and "max_packet_size 16384" in conf
+    assert "allow_anonymous true" in conf and "use_username_as_clientid" not in conf
     agent_works(staged)
-    assert "it now asks every client for a user name and password" in result.stdout
+
+    sensor = staged.connected(None)
+    display = staged.connected(None)
+    display.subscribe("sensors/#", f"{BASE}/#")
+    exchange(sensor, display, "sensors/temperature", b"21.5")
+    assert sensor.publish(f"{BASE}/request/refresh", b"{}") == NOT_AUTHORIZED
+    assert sensor.publish(f"{BASE}/request/auth", b"x") == NOT_AUTHORIZED
+    exchange(sensor, display, "sensors/sentinel", b"after")
+    assert display.payloads(f"{BASE}/token") == [], "anonymous never reads the token"
+    assert not any(t.startswith(BASE) for t in display.topics())
+
+    again = staged.install()
+    assert "updated" not in again.stdout and "installed /etc/mosquitto" not in again.stdout
+
+
+def test_lock_down_broker_installs_the_shipped_configuration(staged: Staged) -> None:
+    """--lock-down-broker on a stock Mosquitto: the shipped files go in whole (Debian's own
+    lines stay), anonymous clients are refused, and a later plain run keeps it locked."""
+    staged.start()
+    result = staged.install("--lock-down-broker")
+    assert "ran the locked-down configuration" in result.stdout
+    assert "Anonymous clients are refused" in result.stdout
+    etc = staged.root / "etc/mosquitto"
+    assert (etc / "mosquitto.conf").read_text() == DEBIAN_MAIN
+    shipped = staged.snapshot / "deploy/mosquitto"
+    assert (etc / "conf.d/mqtt-tokend.conf").read_bytes() == (shipped / "mosquitto.conf").read_bytes()
+    assert (etc / "mqtt-tokend/acl").read_bytes() == (shipped / "acl").read_bytes()
+    agent_works(staged)
     assert staged.client(None).connect().is_failure  # type: ignore[attr-defined]
+
+    again = staged.install()
+    assert "ran the locked-down configuration" in again.stdout
+    assert "updated" not in again.stdout and "installed /etc/mosquitto" not in again.stdout
+    assert staged.client(None).connect().is_failure  # type: ignore[attr-defined]
+
+
+def test_lock_down_broker_leaves_a_configured_broker_alone(staged: Staged) -> None:
+    """The option replaces a stock configuration only: on a broker with its own listener and
+    users the installer stops with the reason and writes nothing."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL)
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    before = staged.broker_files()
+    result = staged.install("--lock-down-broker", check=False)
+    assert result.returncode != 0
+    assert "--lock-down-broker replaces Mosquitto's stock configuration only" in result.stdout
+    assert staged.broker_files() == before
 
 
 def test_home_assistant_broker_keeps_its_users_acl_and_listener(staged: Staged) -> None:
