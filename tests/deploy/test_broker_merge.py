@@ -7,7 +7,10 @@ accounts work."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.daemon.wiring import CLIENT_ID_FILE
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.deploy.conftest import MOSQUITTO, WAIT, Peer, free_port, run_installer
+from tests.integration.conftest import AgentProcess, cli, login
+from tests.integration.watch import wait_until
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto_passwd") is None or not Path(MOSQUITTO).exists(),
@@ -90,8 +97,10 @@ class Staged:
             [sys.executable, str(HELPER), "stop", str(self.work)], check=True, timeout=60
         )
 
-    def client(self, username: str | None, password: str | None = None) -> Peer:
-        peer = Peer(self.port, username, password)
+    def client(
+        self, username: str | None, password: str | None = None, client_id: str | None = None
+    ) -> Peer:
+        peer = Peer(self.port, username, password, client_id=client_id)
         self.peers.append(peer)
         return peer
 
@@ -394,3 +403,80 @@ def test_a_merged_config_that_does_not_run_is_never_installed(staged: Staged) ->
     assert "Duplicate password_file" in result.stdout
     assert staged.broker_files() == before
     assert not (staged.work / "mosquitto.pid").exists(), "no restart was attempted"
+
+
+def agent_config(directory: Path, port: int, password: str, emulator: SpotifyEmulator) -> Path:
+    """The agent's config for the staged broker: the installer's mqtt-tokend user, the default
+    client id (no mqtt.client_id), the emulator for Spotify."""
+    directory.mkdir()
+    path = directory / "config.toml"
+    path.write_text(
+        f"""
+[spotify]
+client_id = "{DEMO_CLIENT_ID}"
+redirect_uri = "http://127.0.0.1:{free_port()}/callback"
+accounts_url = "{emulator.url}"
+api_url = "{emulator.url}"
+request_timeout = 3
+
+[mqtt]
+port = {port}
+username = "mqtt-tokend"
+password = {json.dumps(password)}
+keepalive = 5
+
+[agent]
+state_dir = "state"
+key_file = "fernet.key"
+"""
+    )
+    path.chmod(0o600)
+    assert cli(path, "keygen").returncode == 0
+    return path
+
+
+def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
+    staged: Staged, tmp_path: Path
+) -> None:
+    """A merged broker has no use_username_as_clientid (here: the default install on a stock
+    Mosquitto, where anonymous clients connect). A stranger connecting with the agent's old,
+    predictable client id (`mqtt-tokend-<host>-<hash>`) takes nothing: the agent is never
+    disconnected (no Last Will `offline`, no second `online`) and its health stays ok. On main
+    every such connection kicked the agent off."""
+    staged.start()
+    staged.install()
+    passwords = staged.credentials()
+    assert "use_username_as_clientid" not in (
+        staged.root / "etc/mosquitto/conf.d/mqtt-tokend.conf"
+    ).read_text()
+    digest = hashlib.sha256(BASE.encode()).hexdigest()[:8]
+    old_id = f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
+    with SpotifyEmulator() as emulator:
+        config = agent_config(tmp_path / "agent", staged.port, passwords["mqtt-tokend"], emulator)
+        assert login(config).returncode == 0
+        ha = staged.connected("homeassistant", passwords["homeassistant"])
+        ha.subscribe(f"{BASE}/availability", f"{BASE}/health", f"{BASE}/response/#")
+        agent = AgentProcess(config).start()
+        try:
+            ha.wait_for(f"{BASE}/availability", b"online")
+            stored = (config.parent / "state" / CLIENT_ID_FILE).read_text().strip()
+            for _ in range(5):
+                for username in (None, "lofi-player"):
+                    stranger = staged.client(username, passwords.get(username or ""), old_id)
+                    assert not stranger.connect().is_failure  # type: ignore[attr-defined]
+                    stranger.close()
+            # The agent answers a check after the strangers: a takeover would have shown before.
+            assert accepted(ha.publish(f"{BASE}/request/check", b""))
+            wait_until(
+                lambda: ha.payloads(f"{BASE}/response/check")
+                or b"offline" in ha.payloads(f"{BASE}/availability"),
+                timeout=WAIT,
+                what="the agent's answer (or its Last Will)",
+            )
+            availability = ha.payloads(f"{BASE}/availability")
+            assert availability == [b"online"], f"kicked off: {availability.count(b'offline')}"
+            health = ha.payloads(f"{BASE}/health")
+            assert health and json.loads(health[-1])["state"] == "ok", health
+        finally:
+            agent.stop()
+    assert len(stored) == 24, "the agent ran with the default, random client id"
