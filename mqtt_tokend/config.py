@@ -31,6 +31,8 @@ MQTT_PASSWORD_ENV = "MQTT_TOKEND_MQTT_PASSWORD"
 SMTP_PASSWORD_ENV = "MQTT_TOKEND_SMTP_PASSWORD"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXAMPLE_CONFIG = "deploy/config.example.toml"
+# The project's README: Home Assistant's default "Visit" link for the device.
+README_URL = "https://github.com/mqtt-tokend/mqtt-tokend#readme"
 _REDACTED = "***"
 
 
@@ -104,6 +106,8 @@ class HomeAssistantConfig:
 
     enabled: bool = _setting(True, "boolean")
     discovery_prefix: str = _setting("homeassistant", "topic")
+    # The device's "Visit" link in Home Assistant; "" leaves it out.
+    configuration_url: str = _setting(README_URL, "url", optional=True)
 
 
 @dataclass(frozen=True)

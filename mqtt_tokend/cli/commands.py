@@ -337,6 +337,7 @@ def homeassistant_discovery(
         discovery_prefix=ha.discovery_prefix,
         version=__version__,
         check_interval=config.agent.check_interval,
+        configuration_url=ha.configuration_url,
     )
     with oneshot(config.mqtt, timeout=timeout, purpose="discovery") as session:
         for topic, payload in messages:

@@ -38,6 +38,7 @@ import math
 import re
 from typing import Any
 
+from mqtt_tokend.config import README_URL
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.notices import EVENTS
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
@@ -67,8 +68,6 @@ LOGIN_OK = STATE_NAMES[State.OK]
 REFRESH_PAYLOAD = json.dumps({"reason": "home_assistant"})
 CHECK_PAYLOAD = REFRESH_PAYLOAD
 STATE_OPTIONS = tuple(STATE_NAMES[s] for s in State)  # the token state sensor's enum options
-# The device's "Visit" link in Home Assistant: the project's README.
-README_URL = "https://github.com/mqtt-tokend/mqtt-tokend#readme"
 EVENT_TYPES = (*EVENTS, OTHER_EVENT)  # the alert event entity's event types
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -315,7 +314,8 @@ def discovery_messages(
     support_url: str | None = None,
     configuration_url: str = README_URL,
 ) -> list[tuple[str, str]]:
-    """(topic, JSON payload) for every entity; publish each retained at QoS 1."""
+    """(topic, JSON payload) for every entity; publish each retained at QoS 1. The device's
+    `configuration_url` (its "Visit" link) is left out when empty."""
     if expire_after <= 0:
         raise ValueError("expire_after must be a positive number of seconds")
     topics = Topics(base_topic)
@@ -327,8 +327,9 @@ def discovery_messages(
         "manufacturer": MANUFACTURER,
         "model": MODEL,
         "sw_version": version,
-        "configuration_url": configuration_url,
     }
+    if configuration_url:
+        device["configuration_url"] = configuration_url
     origin = {"name": ORIGIN_NAME, "sw_version": version}
     if support_url:
         origin["support_url"] = support_url
@@ -366,7 +367,13 @@ def removal_messages(
 
 
 def device_messages(
-    *, enabled: bool, base_topic: str, discovery_prefix: str, version: str, check_interval: float
+    *,
+    enabled: bool,
+    base_topic: str,
+    discovery_prefix: str,
+    version: str,
+    check_interval: float,
+    configuration_url: str = README_URL,
 ) -> list[tuple[str, str]]:
     """What to publish retained for the device: its discovery when enabled, else its removal."""
     if not enabled:
@@ -376,4 +383,5 @@ def device_messages(
         discovery_prefix=discovery_prefix,
         version=version,
         expire_after=expire_after_for(check_interval),
+        configuration_url=configuration_url,
     )

@@ -148,6 +148,7 @@ class Sinks:
             discovery_prefix=ha.discovery_prefix,
             version=__version__,
             check_interval=self._check_interval,
+            configuration_url=ha.configuration_url,
         )
         for topic, payload in messages:
             self._mqtt.raw(topic, payload, retain=True)

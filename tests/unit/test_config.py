@@ -15,6 +15,7 @@ import pytest
 from mqtt_tokend.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
+    README_URL,
     AgentConfig,
     AlertsConfig,
     Config,
@@ -168,6 +169,17 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
         "ha/#",
         "must not contain the MQTT wildcards '+' or '#', got 'ha/#'",
     ),
+    (
+        "homeassistant.configuration_url",
+        "homeassistant.local:8123",
+        "must be an http:// or https:// URL, got 'homeassistant.local:8123'",
+    ),
+    (
+        "homeassistant.configuration_url",
+        "ftp://nas.local/readme",
+        "must be an http:// or https:// URL, got 'ftp://nas.local/readme'",
+    ),
+    ("homeassistant.configuration_url", 80, "must be a string, got 80"),
 ]
 
 
@@ -755,3 +767,19 @@ def test_every_default_is_the_dataclass_default(tmp_path: Path) -> None:
     for section in (config.mqtt, config.agent, config.homeassistant, config.player, config.alerts):
         assert section == type(section)()
     assert config.spotify == SpotifyConfig(client_id="abc")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, README_URL),
+        ("http://homeassistant.local:8123/", "http://homeassistant.local:8123"),
+        ("https://example.org/fork#readme", "https://example.org/fork#readme"),
+        ("", ""),
+    ],
+    ids=["default", "http", "https", "empty"],
+)
+def test_homeassistant_configuration_url(tmp_path: Path, value: str | None, expected: str) -> None:
+    table = {} if value is None else {"configuration_url": value}
+    config = parse({"spotify": {"client_id": "abc"}, "homeassistant": table}, tmp_path)
+    assert config.homeassistant.configuration_url == expected

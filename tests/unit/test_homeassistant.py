@@ -705,3 +705,21 @@ DEPRECATED_2026_2 = (  # what Home Assistant 2026.2.3 logged 11 times for the ol
 )
 def test_the_real_home_assistant_test_fails_on_deprecations(line: str, problem: bool) -> None:
     assert bool(log_problems(line, version=(2026, 2))) is problem
+
+
+def test_the_device_link_is_the_one_given_or_left_out() -> None:
+    """homeassistant.configuration_url: a link of the user's, or none at all (empty)."""
+    link = "http://homeassistant.local:8123/lovelace/spotify"
+    for _, payload in discovery(configuration_url=link):
+        assert json.loads(payload)["device"]["configuration_url"] == link
+    for _, payload in discovery(configuration_url=""):
+        assert "configuration_url" not in json.loads(payload)["device"]
+    kept = ha.device_messages(
+        enabled=True,
+        base_topic=BASE,
+        discovery_prefix=PREFIX,
+        version=VERSION,
+        check_interval=300,
+        configuration_url=link,
+    )
+    assert {json.loads(p)["device"]["configuration_url"] for _, p in kept} == {link}
