@@ -233,7 +233,9 @@ def test_lock_down_broker_installs_the_shipped_configuration(staged: Staged) -> 
     etc = staged.root / "etc/mosquitto"
     assert (etc / "mosquitto.conf").read_text() == DEBIAN_MAIN
     shipped = staged.snapshot / "deploy/mosquitto"
-    assert (etc / "conf.d/mqtt-tokend.conf").read_bytes() == (shipped / "mosquitto.conf").read_bytes()
+    assert (etc / "conf.d/mqtt-tokend.conf").read_bytes() == (
+        shipped / "mosquitto.conf"
+    ).read_bytes()
     assert (etc / "mqtt-tokend/acl").read_bytes() == (shipped / "acl").read_bytes()
     agent_works(staged)
     assert staged.client(None).connect().is_failure  # type: ignore[attr-defined]
@@ -446,9 +448,10 @@ def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
     staged.start()
     staged.install()
     passwords = staged.credentials()
-    assert "use_username_as_clientid" not in (
-        staged.root / "etc/mosquitto/conf.d/mqtt-tokend.conf"
-    ).read_text()
+    assert (
+        "use_username_as_clientid"
+        not in (staged.root / "etc/mosquitto/conf.d/mqtt-tokend.conf").read_text()
+    )
     digest = hashlib.sha256(BASE.encode()).hexdigest()[:8]
     old_id = f"mqtt-tokend-{socket.gethostname()}-{digest}"[:64]
     with SpotifyEmulator() as emulator:
@@ -468,8 +471,10 @@ def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
             # The agent answers a check after the strangers: a takeover would have shown before.
             assert accepted(ha.publish(f"{BASE}/request/check", b""))
             wait_until(
-                lambda: ha.payloads(f"{BASE}/response/check")
-                or b"offline" in ha.payloads(f"{BASE}/availability"),
+                lambda: (
+                    ha.payloads(f"{BASE}/response/check")
+                    or b"offline" in ha.payloads(f"{BASE}/availability")
+                ),
                 timeout=WAIT,
                 what="the agent's answer (or its Last Will)",
             )

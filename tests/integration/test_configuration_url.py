@@ -35,7 +35,9 @@ def test_the_device_links_to_the_configured_url(
     broker: PrivateMosquitto, agent: AgentProcess, base_topic: str, extra_config: str
 ) -> None:
     wanted = json.loads(extra_config.split(" = ", 1)[1])
-    topics = [t for t, _ in ha.removal_messages(base_topic=base_topic, discovery_prefix="homeassistant")]
+    topics = [
+        t for t, _ in ha.removal_messages(base_topic=base_topic, discovery_prefix="homeassistant")
+    ]
     with Watcher(broker.host, broker.port, "homeassistant/#") as watch:
         found = wait_until(lambda: devices(watch, topics), timeout=10, what="the agent's discovery")
         assert {d.get("configuration_url") for d in found} == {wanted or None}, agent.output()
@@ -43,4 +45,3 @@ def test_the_device_links_to_the_configured_url(
         assert cli(agent.config, "homeassistant").returncode == 0
         found = wait_until(lambda: devices(watch, topics), timeout=10, what="the CLI's discovery")
         assert {d.get("configuration_url") for d in found} == {wanted or None}
-

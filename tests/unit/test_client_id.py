@@ -26,7 +26,9 @@ def test_the_default_id_is_readable_random_and_kept_by_the_state_directory(tmp_p
     state = tmp_path / "state"
     state.mkdir()
     first = agent_client_id(config(state))
-    assert re.fullmatch(rf"mqtt-tokend-{re.escape(socket.gethostname()[:20])}-[0-9a-f]{{24}}", first)
+    assert re.fullmatch(
+        rf"mqtt-tokend-{re.escape(socket.gethostname()[:20])}-[0-9a-f]{{24}}", first
+    )
     old = f"mqtt-tokend-{socket.gethostname()}-{hashlib.sha256(b'lofi/spotify').hexdigest()[:8]}"
     assert first != old
     stored = state / CLIENT_ID_FILE
