@@ -316,7 +316,7 @@ setup_config() {
     SCRATCH+=("$staged")
     cp "$template" "$staged"
     if [[ -e $ROOT$CONFIG_DIR/mqtt_password ]]; then
-        # The broker refuses anonymous clients: log the agent in with the user made above.
+        # The agent's topics are only for its broker user: log it in with the user made above.
         sed -i -e "s|^username = \"\"|username = \"$APP_USER\"|" \
             -e "s|^# password_file = \"$CONFIG_DIR/mqtt_password\"|password_file = \"$CONFIG_DIR/mqtt_password\"|" \
             "$staged"
