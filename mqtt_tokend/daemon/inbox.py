@@ -9,11 +9,23 @@ from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.wire import Reason, token_sha256
 
-__all__ = ["Connected", "InboxItem", "RefreshGate", "Request", "Stop", "token_sha256"]
+__all__ = [
+    "Connected",
+    "Disconnected",
+    "InboxItem",
+    "RefreshGate",
+    "Request",
+    "Stop",
+    "token_sha256",
+]
 
 
 class Connected:
     """Inbox item: the broker (re)accepted us; republish every retained message."""
+
+
+class Disconnected:
+    """Inbox item: the connection to the broker was lost (health follows after a grace)."""
 
 
 class Stop:
@@ -28,7 +40,7 @@ class Request:
     received: float
 
 
-InboxItem = Connected | Stop | Request
+InboxItem = Connected | Disconnected | Stop | Request
 
 
 class RefreshGate:
