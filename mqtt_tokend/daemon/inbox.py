@@ -57,11 +57,14 @@ class RefreshGate:
         self._last_end: float | None = None
         self._last_start_wall: float | None = None
         self._hold_until: float | None = None
+        self._last_success: float | None = None
 
-    def attempted(self, *, started_wall: float, ended: float) -> None:
-        """Record a refresh attempt (successful or not)."""
+    def attempted(self, *, started_wall: float, ended: float, succeeded: bool = True) -> None:
+        """Record a refresh attempt; only a success starts the `min_interval` again."""
         self._last_start_wall = started_wall
         self._last_end = ended
+        if succeeded:
+            self._last_success = ended
 
     def hold(self, *, until: float) -> None:
         """Spotify asked us to wait (Retry-After) until this monotonic time."""
@@ -81,4 +84,4 @@ class RefreshGate:
         )
         if body.get("reason") == Reason.REJECTED and holding_current and not tried_this_token:
             return True
-        return self._last_end is None or now - self._last_end >= self._min_interval
+        return self._last_success is None or now - self._last_success >= self._min_interval

@@ -249,6 +249,7 @@ class SessionKeeper(SessionChecks):
             return False
         _LOG.info("refreshing the access token (%s)", reason)
         started = self._clock.wall()
+        grant: TokenGrant | None = None
         try:
             grant = self._spotify.refresh(tokens.refresh_token)
         except errors.TransientError as err:
@@ -265,7 +266,8 @@ class SessionKeeper(SessionChecks):
             return False
         finally:
             self._files.release()
-            self._gate.attempted(started_wall=started, ended=self._clock.monotonic())
+            ended = self._clock.monotonic()
+            self._gate.attempted(started_wall=started, ended=ended, succeeded=grant is not None)
         return self._accept(grant, tokens)
 
     def _accept(self, grant: TokenGrant, previous: Tokens) -> bool:
