@@ -53,6 +53,16 @@ def report(what: str, seconds: float) -> None:
     print(f"\n[noticed] {what}: {seconds:.2f} s")
 
 
+def monitor_says(config: Path, code: int, since: float, what: str) -> None:
+    """Run health-check until it exits `code`; print the time from the fault (`since`)."""
+    wait_until(
+        lambda: cli(config, "health-check", timeout=60).returncode == code,
+        timeout=60,
+        what=f"health-check to exit {code}",
+    )
+    report(f"{what} to health-check exit {code}", time.monotonic() - since)
+
+
 def status_file(config: Path) -> dict[str, object]:
     path = config.parent / "state" / STATUS_FILE
     try:
@@ -143,6 +153,7 @@ def test_rejected_client_is_an_error_at_once_naming_the_keys(
         mosquitto_pub(broker, topics.request("refresh"))
         error = watcher.wait_for(topics.health, state_is("error"), after=start, timeout=10)
         report("invalid_client to error", error.at - start)
+        monitor_says(confidential, 2, start, "invalid_client")
         instructions = str(error.json()["instructions"])
         assert "spotify.client_id" in instructions and "spotify.client_secret" in instructions
         assert str(confidential) in instructions
@@ -266,7 +277,9 @@ def test_refresh_during_failures_says_retrying_not_fresh(
 ) -> None:
     watcher.wait_for(topics.health, state_is("ok"))
     emulator.inject("status", endpoint="token", status=503, count=None)
+    begun = time.monotonic()
     first = cli(running.config, "refresh")
+    report("5xx to a refresh answer that says retrying", time.monotonic() - begun)
     second = cli(running.config, "refresh")
     status = cli(running.config, "status", "--json")
     for answer in (first, second):
@@ -328,6 +341,7 @@ def test_full_state_directory_makes_no_rotating_call_and_keeps_the_login(
             timeout=20,
         )
         report("full state directory to error", error.at - start)
+        monitor_says(config_file, 2, start, "full state directory")
         assert error.json()["state"] == "error"
         calls = emulator.calls("refresh_token")
         wait_until(  # the refresh due and a retry are refused by the disk
@@ -366,6 +380,7 @@ def test_key_put_back_brings_a_running_agent_out_of_auth_required(
         key.write_bytes(right)
         ok = watcher.wait_for(topics.health, state_is("ok"), after=start, timeout=15)
         report("key put back to ok", ok.at - start)
+        monitor_says(logged_in, 0, start, "key put back")
     finally:
         agent.stop()
 
@@ -380,11 +395,14 @@ def test_retry_after_is_shown_kept_across_a_restart_and_holds_a_rejected_refresh
     try:
         watcher.wait_for(topics.health, state_is("ok"))
         emulator.inject("rate_limit", endpoint="token", retry_after=600, count=1)
+        begun = time.monotonic()
         start = time.time()
         first = cli(logged_in, "refresh")
         held = watcher.wait_for(
             topics.health, lambda m: bool(m.payload) and m.json()["retry_after_until"]
         )
+        report("Retry-After to health", held.at - begun)
+        monitor_says(logged_in, 1, begun, "Retry-After (retrying)")
         until = held.json()["retry_after_until"]
         assert start + 590 < until < time.time() + 610, (until, start)
         assert "Retry-After" in first.stdout or "retrying" in first.stdout, first
@@ -437,5 +455,23 @@ def test_health_check_marks_a_stuck_agent_offline_and_the_agent_comes_back(
             topics.availability, lambda m: m.payload == b"online", after=offline.at, timeout=30
         )
         report("offline to online again (the delayed call ends at 20 s)", online.at - stuck)
+    finally:
+        agent.stop()
+
+
+# ---- item 8: a wrong-shaped session file, with a real `run` -------------------------------------
+
+
+def test_a_wrong_shaped_session_file_is_kept_aside_and_the_agent_runs(
+    logged_in: Path, watcher: Watcher, topics: Topics
+) -> None:
+    session = logged_in.parent / "state" / "spotify_session.json"
+    session.write_text('{"reauth_warned": 5}')
+    agent = AgentProcess(logged_in).start()
+    try:
+        watcher.wait_for(topics.health, state_is("ok"), timeout=20)
+        assert agent.process is not None and agent.process.poll() is None
+        aside = [p.name for p in session.parent.iterdir() if p.name != session.name]
+        assert any(name.startswith("spotify_session.json") for name in aside), aside
     finally:
         agent.stop()
