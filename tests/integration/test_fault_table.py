@@ -22,12 +22,15 @@ from mqtt_tokend.adapters.store import STATUS_FILE
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import (
-    DEMO_CLIENT_SECRET,
-    DEMO_CONFIDENTIAL_CLIENT_ID,
     SpotifyEmulator,
 )
 from tests.integration.conftest import AgentProcess, cli, login
-from tests.integration.helpers import mosquitto_pub
+from tests.integration.helpers import (
+    make_confidential,
+    mosquitto_pub,
+    set_in_config,
+    state_is,
+)
 from tests.integration.watch import Watcher, wait_until
 
 pytestmark = pytest.mark.integration
@@ -56,30 +59,15 @@ class Fault:
     cause: Callable[[World], None]
     prepare: Callable[[Path], None] = lambda _config: None  # before the login
     after_login: Callable[[Path], None] = lambda _config: None  # before the agent starts
-
-
-def _set(config: Path, key: str, value: str) -> None:
-    text = config.read_text()
-    start = text.index(f"\n{key} = ") + 1
-    end = text.index("\n", start)
-    config.write_text(text[:start] + f"{key} = {value}" + text[end:])
-    config.chmod(0o600)
+    at_start: bool = False  # the fault is there before the agent starts
 
 
 def _refresh(world: World) -> None:
     mosquitto_pub(world.broker, world.topics.request("refresh"))
 
 
-def _confidential(config: Path) -> None:
-    text = config.read_text().replace(
-        "[spotify]\n", f'[spotify]\nclient_secret = "{DEMO_CLIENT_SECRET}"\n', 1
-    )
-    config.write_text(text)
-    _set(config, "client_id", f'"{DEMO_CONFIDENTIAL_CLIENT_ID}"')
-
-
 def _wrong_secret(config: Path) -> None:
-    _set(config, "client_secret", '"' + "0" * 32 + '"')
+    set_in_config(config, "client_secret", '"' + "0" * 32 + '"')
 
 
 def _inject(kind: str, **options: float) -> Callable[[World], None]:
@@ -128,7 +116,7 @@ FAULTS = [
         "stops refreshing; names `spotify.client_id` / `spotify.client_secret` and the config",
         "spotify.client_id",
         _refresh,
-        _confidential,
+        make_confidential,
         _wrong_secret,
     ),
     Fault(
@@ -143,13 +131,14 @@ FAULTS = [
         "cannot reach the MQTT broker",
         _stop_broker,
     ),
+    Fault(
+        "the key file does not decrypt the stored login",
+        "keeps the files; picks the login up as soon as the right key is put back",
+        "Restore the key file",
+        _wrong_key,
+        at_start=True,
+    ),
 ]
-FAULT_BEFORE_START = Fault(
-    "the key file does not decrypt the stored login",
-    "keeps the files; picks the login up as soon as the right key is put back",
-    "Restore the key file",
-    _wrong_key,
-)
 
 
 def _health(world: World, watcher: Watcher, phrase: str) -> dict[str, object]:
@@ -206,7 +195,7 @@ def _compare(row: str) -> None:
 
 
 def test_the_table_lists_exactly_the_faults_run() -> None:
-    names = {f.name for f in [*FAULTS, FAULT_BEFORE_START]}
+    names = {f.name for f in FAULTS}
     assert set(_readme_rows()) == names
     assert HEADER in README.read_text()
     assert not any(re.search(r"\|\s*\|", row) for row in _readme_rows().values())  # no blank
@@ -218,41 +207,22 @@ def test_a_fault_as_the_readme_tells_it(
     config_file: Path,
     broker: PrivateMosquitto,
     emulator: SpotifyEmulator,
-    base_topic: str,
+    topics: Topics,
     watcher: Watcher,
 ) -> None:
     fault.prepare(config_file)
     assert login(config_file).returncode == 0
     fault.after_login(config_file)
-    world = World(config_file, broker, emulator, Topics(base_topic))
+    world = World(config_file, broker, emulator, topics)
+    if fault.at_start:
+        fault.cause(world)
     agent = AgentProcess(config_file).start()
     try:
-        watcher.wait_for(world.topics.health, lambda m: bool(m.payload))
-        wait_until(
-            lambda: any(m.json()["state"] == "ok" for m in watcher.on(world.topics.health)),
-            timeout=20,
-            what="ok",
-        )
-        fault.cause(world)
+        if not fault.at_start:
+            watcher.wait_for(topics.health, state_is("ok"), timeout=20)
+            fault.cause(world)
         _compare(_row(fault, world, watcher))
     finally:
         agent.stop()
         if not broker.running:
             broker.start()
-
-
-def test_a_fault_found_at_start_as_the_readme_tells_it(
-    config_file: Path,
-    broker: PrivateMosquitto,
-    emulator: SpotifyEmulator,
-    base_topic: str,
-    watcher: Watcher,
-) -> None:
-    assert login(config_file).returncode == 0
-    world = World(config_file, broker, emulator, Topics(base_topic))
-    FAULT_BEFORE_START.cause(world)
-    agent = AgentProcess(config_file).start()
-    try:
-        _compare(_row(FAULT_BEFORE_START, world, watcher))
-    finally:
-        agent.stop()

@@ -26,31 +26,19 @@ from mqtt_tokend.adapters.store import STATUS_FILE
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import (
-    DEMO_CLIENT_SECRET,
-    DEMO_CONFIDENTIAL_CLIENT_ID,
     SpotifyEmulator,
 )
 from tests.integration.conftest import AgentProcess, cli, login
-from tests.integration.helpers import mosquitto_pub
-from tests.integration.watch import Seen, Watcher, wait_until
+from tests.integration.helpers import (
+    make_confidential,
+    mosquitto_pub,
+    report,
+    set_in_config,
+    state_is,
+)
+from tests.integration.watch import Watcher, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def topics(base_topic: str) -> Topics:
-    return Topics(base_topic)
-
-
-def state_is(*states: str):  # type: ignore[no-untyped-def]
-    def accept(message: Seen) -> bool:
-        return bool(message.payload) and message.json()["state"] in states
-
-    return accept
-
-
-def report(what: str, seconds: float) -> None:
-    print(f"\n[noticed] {what}: {seconds:.2f} s")
 
 
 def monitor_says(config: Path, code: int, since: float, what: str) -> None:
@@ -70,15 +58,6 @@ def status_file(config: Path) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def set_in_config(config: Path, key: str, value: str) -> None:
-    """Replace `key = ...` (its first occurrence) in the test config."""
-    text = config.read_text()
-    start = text.index(f"\n{key} = ") + 1
-    end = text.index("\n", start)
-    config.write_text(text[:start] + f"{key} = {value}" + text[end:])
-    config.chmod(0o600)
 
 
 @pytest.fixture
@@ -133,12 +112,7 @@ def test_lost_broker_is_an_error_with_the_fix_then_ok_again(
 
 @pytest.fixture
 def confidential(config_file: Path) -> Path:
-    text = config_file.read_text().replace(
-        "[spotify]\n", f'[spotify]\nclient_secret = "{DEMO_CLIENT_SECRET}"\n', 1
-    )
-    config_file.write_text(text)
-    set_in_config(config_file, "client_id", f'"{DEMO_CONFIDENTIAL_CLIENT_ID}"')
-    return config_file
+    return make_confidential(config_file)
 
 
 def test_rejected_client_is_an_error_at_once_naming_the_keys(

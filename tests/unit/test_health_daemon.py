@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.adapters.store import Tokens
+from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.daemon import token_files
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.inbox import RefreshGate, Request
+from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.refusal import not_refreshed
 from mqtt_tokend.daemon.snapshot import Retained
 from mqtt_tokend.errors import ClientRejected, TransientError
@@ -66,37 +67,38 @@ def test_a_short_disconnect_is_not_worth_a_word(clock: FakeClock) -> None:
     assert not watch.follow() and watch.problem is None
 
 
-def full_disk(monkeypatch: pytest.MonkeyPatch, store: object, *, full: list[bool]) -> None:
-    """The state directory refuses every write while full[0] is True."""
+def on_a_disk(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, *, full: list[bool]
+) -> tuple[SessionKeeper, TokenStore, FakeSpotify]:
+    """A started keeper whose state directory refuses every write while full[0] is True."""
+    spotify = FakeSpotify()
+    keeper, store = keeper_on(tmp_path, clock, spotify)
+    keeper.start()
 
-    def refuse(*_args: object, **_kwargs: object) -> None:
+    def refuse() -> None:
         if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    real_save = type(store).save  # type: ignore[attr-defined]
+    real_save, real_reserve = TokenStore.save, token_files.reserve_space
 
-    def save(self: object, tokens: object) -> None:
+    def save(self: TokenStore, tokens: Tokens) -> None:
         refuse()
         real_save(self, tokens)
-
-    monkeypatch.setattr(type(store), "save", save)
-    real_reserve = token_files.reserve_space
 
     def reserve(path: Path, size: int) -> None:
         refuse()
         real_reserve(path, size)
 
+    monkeypatch.setattr(TokenStore, "save", save)
     monkeypatch.setattr(token_files, "reserve_space", reserve)
+    return keeper, store, spotify
 
 
 def test_a_full_disk_stops_every_rotating_call_until_a_write_succeeds(
     tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spotify = FakeSpotify()
-    keeper, store = keeper_on(tmp_path, clock, spotify)
-    keeper.start()
     full = [True]
-    full_disk(monkeypatch, store, full=full)
+    keeper, store, spotify = on_a_disk(tmp_path, clock, monkeypatch, full=full)
     clock.advance(3000 - 600)
     snapshot = keeper.run_due()
     assert spotify.refresh_calls == []  # the space for the rotation was not there
@@ -117,11 +119,8 @@ def test_a_full_disk_stops_every_rotating_call_until_a_write_succeeds(
 def test_a_rotation_the_disk_refused_is_saved_before_any_other_call(
     tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spotify = FakeSpotify()
-    keeper, store = keeper_on(tmp_path, clock, spotify)
-    keeper.start()
     full = [False]
-    full_disk(monkeypatch, store, full=full)
+    keeper, store, spotify = on_a_disk(tmp_path, clock, monkeypatch, full=full)
     real_release = token_files.TokenFiles.release
 
     def release_then_fill(self: token_files.TokenFiles) -> None:
