@@ -50,3 +50,20 @@ def signature(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def reserve(path: Path, size: int) -> None:
+    """Write `size` bytes to `path` and fsync them: the space is the disk's promise to us.
+
+    Deleting the file hands the space back for a write that must not fail; OSError (a full
+    disk, a read-only one) when it cannot be had.
+    """
+    try:
+        with path.open("wb") as handle:
+            handle.write(b"\0" * size)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise

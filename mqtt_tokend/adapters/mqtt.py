@@ -105,8 +105,10 @@ class MqttLink:
         subscriptions: Sequence[str],
         on_connected: Callable[[], None],
         on_message: Callable[[Message], None],
+        on_disconnected: Callable[[], None] | None = None,
     ) -> None:
         self._config = config
+        self._on_disconnected = on_disconnected
         self._subscriptions = list(subscriptions)
         self._on_connected = on_connected
         self._on_message = on_message
@@ -215,6 +217,8 @@ class MqttLink:
             self._last_error = f"disconnected ({reason_code})"
             _LOG.warning("disconnected from the broker (%s); reconnecting", reason_code)
         self._connected.clear()
+        if self._on_disconnected is not None and not self._stopping:
+            self._on_disconnected()
 
     def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         self._last_error = "cannot reach it (refused, unreachable, or a TLS failure)"

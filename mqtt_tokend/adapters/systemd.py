@@ -101,8 +101,14 @@ class HeartbeatQueue(queue.Queue[_Item]):
         self._environ = environ
 
     def get(self, block: bool = True, timeout: float | None = None) -> _Item:
-        """Ping the watchdog, then wait for an item at most `interval` seconds."""
+        """Ping the watchdog, wait for an item at most `interval` seconds, ping again.
+
+        The second ping starts the step with a full WatchdogSec=, however long the wait was.
+        """
         watchdog(environ=self._environ)
         if block:
             timeout = self.interval if timeout is None else min(timeout, self.interval)
-        return super().get(block, timeout)
+        try:
+            return super().get(block, timeout)
+        finally:
+            watchdog(environ=self._environ)

@@ -227,8 +227,10 @@ def check(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
         try:
             health, online = read_published(config, timeout=min(timeout, 3.0))
         except BrokerError:
-            print(f"UNKNOWN: {error}", file=out)
-            return int(ExitCode.UNKNOWN)
+            health, online = _local_status(config), None  # the agent's own word, on disk
+            if health is None:
+                print(f"UNKNOWN: {error}", file=out)
+                return int(ExitCode.UNKNOWN)
     code, why = judge(health, online=online, now=time.time())
     print(f"{code.name}: {why}", file=out)
     return int(code)

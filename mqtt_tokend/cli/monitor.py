@@ -42,7 +42,7 @@ from mqtt_tokend.config import AlertsConfig, Config
 from mqtt_tokend.contract import notices, wire
 from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
 from mqtt_tokend.contract.notices import Alert
-from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.topics import OFFLINE, Topics
 from mqtt_tokend.contract.wording import one_line, span
 from mqtt_tokend.errors import BrokerError, StoreError
 
@@ -163,8 +163,7 @@ def _assess(
             RESTART_INSTRUCTIONS,
         )
     checked_at = health.get("checked_at") if health else None
-    limit = STALE_CHECKS * check_interval
-    if isinstance(checked_at, int | float) and now - checked_at > limit:
+    if isinstance(checked_at, int | float) and _stale(health, now, check_interval):
         who = "the agent is online but stuck" if online else "the agent is dead or stuck"
         return Verdict(
             ExitCode.CRITICAL,
@@ -195,6 +194,28 @@ def _assess(
             f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
         )
     return Verdict(code, one_line(why), event, instructions)
+
+
+def _stale(health: dict[str, Any] | None, now: float, check_interval: float) -> bool:
+    checked_at = health.get("checked_at") if health else None
+    return isinstance(checked_at, int | float) and now - checked_at > STALE_CHECKS * check_interval
+
+
+def stuck_but_online(observation: Observation, *, now: float, check_interval: float) -> bool:
+    """Connected (no Last Will) but no longer checking: Home Assistant's Agent sensor must
+    go off, so the monitor says `offline`; the agent's next health record says `online`."""
+    seen = observation.broker_reachable and observation.online is True
+    return seen and _stale(observation.health, now, check_interval)
+
+
+def mark_offline(config: Config, *, timeout: float) -> None:
+    """Retained `offline` on `<base>/availability`; a failure is a warning."""
+    topic = Topics(config.mqtt.base_topic).availability
+    try:
+        with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
+            session.publish(topic, OFFLINE, retain=True, timeout=timeout)
+    except BrokerError as err:
+        _LOG.warning("could not mark the stuck agent offline on %s: %s", topic, err)
 
 
 def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool) -> Plan:
@@ -350,6 +371,7 @@ def health_check(
     look: Callable[..., Observation] = observe,
     publish: Callable[..., None] = publish_alert,
     mail: Callable[..., bool] = send_email,
+    offline: Callable[..., None] = mark_offline,
 ) -> int:
     """One run of the monitor: judge, log, notify; return the Nagios exit code."""
     state_dir = config.agent.state_dir
@@ -368,6 +390,8 @@ def health_check(
     plan = decide(verdict, _load_memory(state_dir), now=now, notice_present=notice_present)
     alerted = f" [alerted: {plan.alert.event}]" if plan.alert else ""
     _apply_files(state_dir, plan, f"{_stamp(now)} {verdict.line()}{alerted}")
+    if stuck_but_online(observation, now=now, check_interval=config.agent.check_interval):
+        offline(config, timeout=timeout)
     if plan.alert is not None:
         if observation.broker_reachable:
             publish(config, plan.alert, timeout=timeout)

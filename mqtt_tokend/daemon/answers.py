@@ -12,6 +12,7 @@ from mqtt_tokend.contract.wire import RequestError, parse_request
 from mqtt_tokend.contract.wording import user_name
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
+from mqtt_tokend.daemon.refusal import not_refreshed
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -89,9 +90,10 @@ class RequestHandler:
                 reply, ok=False, error=health["message"], data=health, transaction=transaction
             )
             return
-        ok = health["state"] in (State.OK, State.RETRYING)
+        held = None if refreshed else not_refreshed(health)
+        ok = health["state"] in (State.OK, State.RETRYING) and held is None
         data = {"refreshed": refreshed} | health
-        error = None if ok else str(data["message"])
+        error = None if ok else held or str(data["message"])
         self._out.respond(reply, ok=ok, data=data, error=error, transaction=transaction)
 
     def _auth(self, payload: bytes, reply: Reply) -> None:

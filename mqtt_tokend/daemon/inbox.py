@@ -9,11 +9,23 @@ from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.wire import Reason, token_sha256
 
-__all__ = ["Connected", "InboxItem", "RefreshGate", "Request", "Stop", "token_sha256"]
+__all__ = [
+    "Connected",
+    "Disconnected",
+    "InboxItem",
+    "RefreshGate",
+    "Request",
+    "Stop",
+    "token_sha256",
+]
 
 
 class Connected:
     """Inbox item: the broker (re)accepted us; republish every retained message."""
+
+
+class Disconnected:
+    """Inbox item: the connection to the broker was lost (health follows after a grace)."""
 
 
 class Stop:
@@ -28,7 +40,7 @@ class Request:
     received: float
 
 
-InboxItem = Connected | Stop | Request
+InboxItem = Connected | Disconnected | Stop | Request
 
 
 class RefreshGate:
@@ -45,11 +57,14 @@ class RefreshGate:
         self._last_end: float | None = None
         self._last_start_wall: float | None = None
         self._hold_until: float | None = None
+        self._last_success: float | None = None
 
-    def attempted(self, *, started_wall: float, ended: float) -> None:
-        """Record a refresh attempt (successful or not)."""
+    def attempted(self, *, started_wall: float, ended: float, succeeded: bool = True) -> None:
+        """Record a refresh attempt; only a success starts the `min_interval` again."""
         self._last_start_wall = started_wall
         self._last_end = ended
+        if succeeded:
+            self._last_success = ended
 
     def hold(self, *, until: float) -> None:
         """Spotify asked us to wait (Retry-After) until this monotonic time."""
@@ -69,4 +84,4 @@ class RefreshGate:
         )
         if body.get("reason") == Reason.REJECTED and holding_current and not tried_this_token:
             return True
-        return self._last_end is None or now - self._last_end >= self._min_interval
+        return self._last_success is None or now - self._last_success >= self._min_interval

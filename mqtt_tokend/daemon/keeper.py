@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import replace
 from typing import Any
 
 from mqtt_tokend import errors
@@ -17,22 +16,23 @@ from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
-from mqtt_tokend.contract.health import State, reauth_deadline
-from mqtt_tokend.contract.wording import user_name
+from mqtt_tokend.contract.health import State, retry_after_until
 from mqtt_tokend.core.statemachine import Event, Facts, transition
 from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
+from mqtt_tokend.daemon.checks import SessionChecks
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import RefreshGate, Request
+from mqtt_tokend.daemon.notify import CLIENT_FIX
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.daemon.snapshot import Happening, Retained, ServedToken, Snapshot, StepLog
 from mqtt_tokend.daemon.token_files import TokenFiles
-from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TokendError
+from mqtt_tokend.errors import AuthRejected, ClientRejected, TokendError
 
 _LOG = logging.getLogger(__name__)
 
 LOGIN_POLL_SECONDS = 2.0  # how often to look for a new login while one is needed
-CLOCK_JUMP_SECONDS = 2.0  # a larger disagreement between wall and monotonic time is a jump
+SAVE_RETRY_SECONDS = 10.0  # how often to try the state directory again once it failed
 STATE_MESSAGES = {
     State.DEGRADED: "no valid user token; the app token is served",
     State.ERROR: "no valid token: Spotify has not answered",
@@ -40,7 +40,7 @@ STATE_MESSAGES = {
 }
 
 
-class SessionKeeper:
+class SessionKeeper(SessionChecks):
     """Owns the Spotify session: refresh, recovery, verification and the state machine."""
 
     def __init__(
@@ -75,6 +75,8 @@ class SessionKeeper:
         self._wall_offset = clock.wall() - clock.monotonic()
         self._expires_mono: float | None = None  # expiry of a token obtained by this process
         self._step = StepLog()  # what happened since the last snapshot
+        self._unsaved: Tokens | None = None  # a rotation the state directory did not take
+        self._retry_after: float | None = None  # wall end of Spotify's Retry-After
 
     @property
     def state(self) -> State:
@@ -98,6 +100,9 @@ class SessionKeeper:
         last = session.get("last_refresh")
         self._last_refresh = float(last) if isinstance(last, int | float) else None
         self._load_tokens(Event.LOADED)
+        until = self._files.retry_after_until(self._clock.wall())
+        if until is not None:
+            self._hold(until)
         return self._handover()
 
     def run_due(self) -> Snapshot:
@@ -183,6 +188,8 @@ class SessionKeeper:
         if self._files.key_rotated():
             if self._tokens is not None:
                 self._save(self._tokens)  # with the new primary key
+            else:  # perhaps the key that reads the stored login was put back
+                self._load_tokens(Event.LOGIN_STORED)
             self._step.changed.add(Retained.EVERYTHING)
         if self._files.login_changed():
             _LOG.info("the token file changed (a new login?); loading it")
@@ -190,10 +197,37 @@ class SessionKeeper:
             self._step.changed |= {Retained.USER_TOKEN, Retained.HEALTH}
 
     def _save(self, tokens: Tokens) -> bool:
+        """Write the tokens; on failure keep them to save again, and call Spotify no more."""
         error = self._files.save(tokens)
+        self._unsaved = tokens if error is not None else None
         if error is not None:
-            self._apply(Event.WRITE_FAILED, f"cannot write the state directory: {error}")
+            self._write_failed(error)
         return error is None
+
+    def _write_failed(self, error: str) -> None:
+        where = self._files.state_dir
+        self._refresh_due = Deadline.after(SAVE_RETRY_SECONDS, self._clock)
+        self._apply(
+            Event.WRITE_FAILED,
+            f"cannot write the state directory {where} ({error}): free space there or fix its "
+            f"permissions; the current token is still served, and Spotify is not called until "
+            f"the login can be saved (tried again every {SAVE_RETRY_SECONDS:.0f} s)",
+        )
+        self._step.changed.add(Retained.HEALTH)
+
+    def _disk_ready(self) -> bool:
+        """No call that may rotate the refresh token while the last rotation is not on disk."""
+        unsaved = self._unsaved
+        if unsaved is not None:
+            if self._save(unsaved):
+                self._schedule_refresh(unsaved)
+                self._apply(Event.REFRESHED, "the state directory is writable again")
+                self._step.changed |= {Retained.USER_TOKEN, Retained.HEALTH}
+            return False
+        problem = self._files.reserve()
+        if problem is not None:
+            self._write_failed(problem)
+        return problem is None
 
     # ---- refreshing -------------------------------------------------------------------
 
@@ -211,8 +245,11 @@ class SessionKeeper:
         if tokens is None or self._login_rejected:
             self._refresh_due = None
             return False
+        if not self._disk_ready():
+            return False
         _LOG.info("refreshing the access token (%s)", reason)
         started = self._clock.wall()
+        grant: TokenGrant | None = None
         try:
             grant = self._spotify.refresh(tokens.refresh_token)
         except errors.TransientError as err:
@@ -222,13 +259,15 @@ class SessionKeeper:
             return self._rejected(err, tokens)
         except ClientRejected as err:
             self._refresh_due = Deadline.after(self._settings.max_backoff, self._clock)
-            self._apply(Event.CLIENT_REJECTED, str(err))
+            self._apply(Event.CLIENT_REJECTED, f"{err}: {CLIENT_FIX}")
             return False
         except TokendError as err:
             self._retry_later(err, None)
             return False
         finally:
-            self._gate.attempted(started_wall=started, ended=self._clock.monotonic())
+            self._files.release()
+            ended = self._clock.monotonic()
+            self._gate.attempted(started_wall=started, ended=ended, succeeded=grant is not None)
         return self._accept(grant, tokens)
 
     def _accept(self, grant: TokenGrant, previous: Tokens) -> bool:
@@ -243,9 +282,10 @@ class SessionKeeper:
         )
         logsafe.remember(tokens.access_token, tokens.refresh_token)
         self._tokens = tokens  # in memory even if the disk fails: it may be the only copy
+        if self._retry_after is not None:
+            self._retry_after = None
+            self._files.update_session(retry_after_until=None)
         if not self._save(tokens):  # the rotated refresh token is on disk before publishing
-            self._refresh_due = Deadline.after(self._settings.max_backoff, self._clock)
-            self._step.changed.add(Retained.HEALTH)
             return False
         self._expires_mono = self._clock.monotonic() + grant.expires_in
         self._failures = 0
@@ -281,76 +321,20 @@ class SessionKeeper:
         self._failures += 1
         self._refresh_due = Deadline.after(delay, self._clock)
         if retry_after is not None:
-            self._gate.hold(until=self._clock.monotonic() + retry_after)
+            until = retry_after_until(self._clock.wall(), retry_after)
+            self._files.update_session(retry_after_until=until)
+            self._hold(until)
         _LOG.warning("refresh failed (%s); attempt %d, next in %.1f s", err, self._failures, delay)
         self._apply(Event.TRANSIENT_FAILURE, f"refresh failed ({err}); retrying in {delay:.0f} s")
         self._step.changed.add(Retained.HEALTH)
 
-    # ---- health checks ----------------------------------------------------------------
-
-    def _check(self) -> None:
-        self._check_due = Deadline.after(self._settings.check_interval, self._clock)
-        tokens = self._tokens
-        now = self._clock.wall()
-        if tokens is not None and not self._login_rejected:
-            if tokens.expires_at <= now:
-                if self._refresh_due is None:
-                    self._refresh("token expired")
-            else:
-                self._verify(tokens)
-        self._devices.check_player()
-        warn_days = self._settings.reauth_warn_days
-        if self._files.reminder_due(now, self._reauth_by(), warn_days=warn_days):
-            self._step.reauth_reminder = True
-        self._step.changed.add(Retained.HEALTH)
-
-    def _verify(self, tokens: Tokens) -> None:
-        try:
-            profile = self._spotify.me(tokens.access_token)
-        except AccessTokenRejected:
-            _LOG.warning("Spotify refused the current access token; refreshing now")
-            self._refresh("access token refused")
-            return
-        except TokendError as err:
-            _LOG.warning("health check could not reach Spotify: %s", err)
-            return
-        user = user_name(profile)
-        if user is not None and user != self._user:
-            self._user = user
-            self._files.update_session(display_name=user, user_id=profile.get("id"))
-        self._fetch_devices()
-
-    def _fetch_devices(self) -> None:
-        if self._tokens is not None:
-            devices = self._devices.fetch(self._tokens.access_token)
-            self._step.devices = devices if devices is not None else self._step.devices
-
-    def _reauth_by(self) -> float | None:
-        tokens = self._tokens
-        authorized = tokens.authorized_at if tokens else None
-        return reauth_deadline(authorized, max_age_days=self._settings.refresh_token_max_age_days)
-
-    def _watch_clock(self) -> None:
-        offset = self._clock.wall() - self._clock.monotonic()
-        jump = offset - self._wall_offset
-        if abs(jump) < CLOCK_JUMP_SECONDS:
-            return
-        self._wall_offset = offset
-        _LOG.warning("the wall clock jumped by %+.0f s; re-evaluating expiry", jump)
-        tokens = self._tokens
-        if tokens is not None and self._expires_mono is not None:
-            # Obtained by this process: its lifetime is known on the monotonic clock.
-            expires_at = self._clock.wall() + (self._expires_mono - self._clock.monotonic())
-            shift = expires_at - tokens.expires_at
-            self._tokens = replace(
-                tokens, expires_at=expires_at, issued_at=tokens.issued_at + shift
-            )
-            self._save(self._tokens)
-            self._step.changed.add(Retained.USER_TOKEN)
-        else:
-            self._check_due = Deadline.after(0.0, self._clock)  # ask Spotify, not the clock
-        if self._tokens is not None and not self._login_rejected:
-            self._schedule_refresh(self._tokens)
+    def _hold(self, until: float) -> None:
+        """Spotify asked us to wait until `until` (wall time): no refresh call before."""
+        self._retry_after = until
+        due = Deadline.at_wall(until, self._clock)
+        self._gate.hold(until=due.monotonic)
+        if self._refresh_due is None or self._refresh_due.monotonic < due.monotonic:
+            self._refresh_due = due
 
     # ---- the state machine and the snapshot -------------------------------------------
 
@@ -373,8 +357,10 @@ class SessionKeeper:
         self._message = message or self._message
         now = self._clock.wall()
         self._step.happenings.append(Happening(event, self._message, now, self._login_rejected))
+        if changed:  # every change of state or message is published at once
+            self._step.changed.add(Retained.HEALTH)
         if changed and event == Event.TICK:
-            self._step.changed |= {Retained.USER_TOKEN, Retained.HEALTH}
+            self._step.changed.add(Retained.USER_TOKEN)
 
     def _handover(self) -> Snapshot:
         """The snapshot of now, with what happened since the last one (then forgotten)."""
@@ -389,6 +375,7 @@ class SessionKeeper:
             login_rejected=self._login_rejected,
             failures=self._failures,
             next_refresh=self._refresh_due.wall if self._refresh_due else None,
+            retry_after_until=self._retry_after,
             last_refresh=self._last_refresh,
             user=self._user,
             reauth_by=self._reauth_by(),

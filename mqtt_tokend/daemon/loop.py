@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from dataclasses import replace
 from typing import Any
 
 from mqtt_tokend.adapters.store import Tokens
@@ -19,6 +20,7 @@ from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks
+from mqtt_tokend.daemon.snapshot import Retained
 
 _LOG = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class Agent:
 
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
+        broker = self._sinks.broker
+        if broker is not None and broker.follow():  # reached or lost: health says so now
+            self._sinks.feed(replace(self._keeper.snapshot(), changed=frozenset({Retained.HEALTH})))
         if isinstance(item, Connected):
             self._sinks.announce(self._keeper.snapshot())
         elif isinstance(item, Request) and self._sinks.is_birth(item.message):
@@ -80,7 +85,10 @@ class Agent:
 
     def seconds_until_next_deadline(self) -> float:
         """How long the loop may wait for the inbox before something is due."""
-        return self._keeper.seconds_until_next_deadline()
+        wait = self._keeper.seconds_until_next_deadline()
+        broker = self._sinks.broker
+        due = broker.seconds_until_due() if broker is not None else None
+        return wait if due is None else min(wait, due)
 
     def final_messages(self) -> list[tuple[str, bytes]]:
         """What to publish on a clean stop: offline, and the health record saying so."""

@@ -17,6 +17,18 @@ from mqtt_tokend.daemon.snapshot import Snapshot
 _LOG = logging.getLogger(__name__)
 
 CLIENT_FIX = "Fix spotify.client_id / spotify.client_secret in the config, then restart the agent."
+
+
+def client_fix(config_path: str | None) -> str:
+    """What a person does when Spotify refuses the client id or secret."""
+    where = config_path or "the config file"
+    return (
+        f"Spotify refused the client: fix spotify.client_id and spotify.client_secret in {where} "
+        "(as shown in your app on developer.spotify.com), then: sudo systemctl restart "
+        "lofi-pi-token-manager"
+    )
+
+
 RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
 
 
@@ -30,11 +42,13 @@ class Notifier:
         state_dir: Path,
         login: RemoteLogin,
         instructions: str,
+        client_instructions: str = CLIENT_FIX,
     ) -> None:
         self._out = out
         self._state_dir = state_dir
         self._login = login
         self.instructions = instructions
+        self.client_instructions = client_instructions
         self.current: Alert | None = None  # the problem a person is told about right now
 
     def follow(self, snapshot: Snapshot) -> None:
@@ -56,7 +70,7 @@ class Notifier:
 
     def client_rejected(self, message: str, now: float) -> None:
         """Spotify refused the client id or secret: the configuration must be fixed."""
-        self._raise(Alert(notices.CLIENT_REJECTED, message, now, CLIENT_FIX))
+        self._raise(Alert(notices.CLIENT_REJECTED, message, now, self.client_instructions))
 
     def recovered(self, message: str, now: float) -> None:
         """Whatever a person was asked to do is done: clear the notice, say so once."""

@@ -8,14 +8,16 @@ import logging
 from dataclasses import replace
 
 from mqtt_tokend import __version__
+from mqtt_tokend.adapters import systemd
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import HomeAssistantConfig
 from mqtt_tokend.contract import homeassistant
-from mqtt_tokend.contract.health import Health
+from mqtt_tokend.contract.health import Health, State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE
 from mqtt_tokend.contract.wire import TokenKind
 from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.notify import Notifier
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.snapshot import Retained, ServedToken, Snapshot
@@ -36,6 +38,7 @@ class Sinks:
         store: TokenStore,
         homeassistant: HomeAssistantConfig,
         check_interval: float,
+        broker: BrokerWatch | None = None,
     ) -> None:
         self._mqtt = mqtt
         self._notifier = notifier
@@ -45,6 +48,8 @@ class Sinks:
         self._check_interval = check_interval
         self._token_live = False  # a user token is retained on the broker now
         self._discovery_removed = False
+        self.broker = broker
+        self._ready = False  # systemd has been told READY=1
 
     def feed(self, snapshot: Snapshot) -> None:
         """Tell people, then publish what the step changed: tokens before health."""
@@ -83,7 +88,7 @@ class Sinks:
     def health(self, snapshot: Snapshot) -> Health:
         """The health record of a snapshot, with what people are told to do."""
         current = self._notifier.current
-        return Health(
+        health = Health(
             state=snapshot.state,
             message=snapshot.message,
             checked_at=snapshot.now,
@@ -96,6 +101,13 @@ class Sinks:
             reauth_by=snapshot.reauth_by,
             auth_url=self._login.url if snapshot.login_rejected else None,
             player=snapshot.player,
+            retry_after_until=snapshot.retry_after_until,
+        )
+        broker = self.broker
+        if broker is None or broker.problem is None:
+            return health
+        return replace(
+            health, state=State.ERROR, message=broker.problem, instructions=broker.instructions
         )
 
     def login_failed(self, message: str, now: float) -> None:
@@ -131,10 +143,16 @@ class Sinks:
     def _publish_health(self, snapshot: Snapshot) -> None:
         payload = self.health(snapshot).to_payload()
         self._mqtt.health(payload)
+        self._mqtt.online()  # a monitor that judged us stuck said offline: we are back
         try:
             self._store.save_status(payload)
         except (StoreError, OSError) as err:
             _LOG.warning("cannot write the status file: %s", err)
+        line = f"{payload['state']}: {payload['message']}"
+        if not self._ready:  # the first word of health is out: systemd may start what needs us
+            self._ready = systemd.ready(line)
+        else:
+            systemd.status(line)
 
     def _publish_discovery(self) -> None:
         """Home Assistant discovery, retained; with it disabled, take the device away once."""

@@ -61,6 +61,7 @@ class Snapshot:
     login_rejected: bool = False
     failures: int = 0
     next_refresh: float | None = None
+    retry_after_until: float | None = None  # Spotify's Retry-After holds refreshes until then
     last_refresh: float | None = None
     user: str | None = None
     reauth_by: float | None = None

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.files import reserve as reserve_space
 from mqtt_tokend.adapters.files import signature as file_signature
 from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.contract.health import reauth_warnings_due
 from mqtt_tokend.errors import StoreError, TokendError
 
 _LOG = logging.getLogger(__name__)
+
+RESERVE_FILE = ".write-reserve"
+RESERVE_BYTES = 64 * 1024  # far more than the token file, its backup and a temporary copy
 
 
 class TokenFiles:
@@ -33,6 +37,35 @@ class TokenFiles:
             return self._store.load()
         finally:
             self._tokens_signature = self._store.tokens_signature()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the login is kept."""
+        return self._store.state_dir
+
+    def reserve(self) -> str | None:
+        """Set aside the space to save a rotated refresh token; the reason when there is none.
+
+        Called before any call that may rotate the refresh token: `release` hands the space
+        back for the save that follows, so a disk filled meanwhile cannot lose the rotation.
+        """
+        try:
+            reserve_space(self._store.path(RESERVE_FILE), RESERVE_BYTES)
+        except OSError as err:
+            _LOG.error("cannot write to the state directory %s: %s", self.state_dir, err)
+            return err.strerror or str(err)
+        return None
+
+    def release(self) -> None:
+        """Hand the reserved space back (just before the save it was kept for)."""
+        try:
+            self._store.path(RESERVE_FILE).unlink(missing_ok=True)
+        except OSError as err:
+            _LOG.warning("cannot remove %s: %s", RESERVE_FILE, err)
+
+    def retry_after_until(self, now: float) -> float | None:
+        """The stored end of a Retry-After still in force."""
+        return self._store.retry_after_until(now)
 
     def load_backup(self) -> Tokens | None:
         """The backup copy of the login, if it can be read."""

@@ -27,11 +27,12 @@ from mqtt_tokend.contract.topics import OFFLINE, Topics
 from mqtt_tokend.core.timing import Clock, SystemClock
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.devices import DeviceWatch
-from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
+from mqtt_tokend.daemon.inbox import Connected, Disconnected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.loop import Agent
-from mqtt_tokend.daemon.notify import Notifier
+from mqtt_tokend.daemon.notify import Notifier, client_fix
 from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks
@@ -98,6 +99,7 @@ def build_agent(
     inbox: queue.Queue[InboxItem],
     clock: Clock,
     rng: random.Random | None = None,
+    broker: BrokerWatch | None = None,
 ) -> Agent:
     """The keeper, the sinks and the loop around them, for this configuration."""
     settings = config.agent
@@ -122,6 +124,7 @@ def build_agent(
         state_dir=store.state_dir,
         login=login,
         instructions=auth_instructions(str(config.path) if config.path else None),
+        client_instructions=client_fix(str(config.path) if config.path else None),
     )
     sinks = Sinks(
         mqtt=mqtt,
@@ -130,8 +133,30 @@ def build_agent(
         store=store,
         homeassistant=config.homeassistant,
         check_interval=settings.check_interval,
+        broker=broker,
     )
     return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox)
+
+
+# The most Spotify calls one step of the loop makes (refresh, profile, devices, player); each
+# is bounded by spotify.request_timeout, so a step lasts at most this many timeouts.
+CALLS_PER_STEP = 4
+
+
+def _warn_of_slow_steps(config: Config, ping_interval: float | None) -> None:
+    """systemd would restart an agent whose step outlasts WatchdogSec: say so at start."""
+    if ping_interval is None:
+        return
+    longest = CALLS_PER_STEP * config.spotify.request_timeout
+    if longest >= ping_interval * 2:
+        _LOG.warning(
+            "spotify.request_timeout = %g s: one step of the loop may take %g s, not less than "
+            "the service's WatchdogSec=%g s; lower spotify.request_timeout below %g s",
+            config.spotify.request_timeout,
+            longest,
+            ping_interval * 2,
+            ping_interval * 2 / CALLS_PER_STEP,
+        )
 
 
 def serve(config: Config) -> int:
@@ -163,8 +188,16 @@ def serve(config: Config) -> int:
         subscriptions=subscriptions(config),
         on_connected=lambda: inbox.put(Connected()),
         on_message=on_message,
+        on_disconnected=lambda: inbox.put(Disconnected()),
     )
     spotify = make_spotify(config)
+    broker = BrokerWatch(
+        connected=lambda: link.connected,
+        last_error=lambda: link.last_error,
+        where=describe(config.mqtt),
+        config_path=str(config.path) if config.path else None,
+        monotonic=clock.monotonic,
+    )
     agent = build_agent(
         config=config,
         store=store,
@@ -173,7 +206,9 @@ def serve(config: Config) -> int:
         publisher=link,
         inbox=inbox,
         clock=clock,
+        broker=broker,
     )
+    _warn_of_slow_steps(config, watchdog)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         _LOG.info("received %s; stopping", signal.Signals(signum).name)
@@ -183,8 +218,7 @@ def serve(config: Config) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
-    link.start()
-    systemd.ready(f"serving {topics.base}")
+    link.start()  # READY=1 goes with the first health record (sinks)
     try:
         agent.run()
     finally:

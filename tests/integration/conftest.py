@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.integration.checker import ContractChecker
@@ -52,6 +53,12 @@ def emulator(token_lifetime: float) -> Iterator[SpotifyEmulator]:
 def base_topic() -> str:
     """A topic tree no other test uses."""
     return f"test/{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topics(base_topic: str) -> Topics:
+    """The agent's topics under the test's base topic."""
+    return Topics(base_topic)
 
 
 @pytest.fixture

@@ -6,10 +6,16 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 from mqtt_tokend.consumer import Token
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
-from mqtt_tokend.dev.emulator import SpotifyEmulator
+from mqtt_tokend.dev.emulator import (
+    DEMO_CLIENT_SECRET,
+    DEMO_CONFIDENTIAL_CLIENT_ID,
+    SpotifyEmulator,
+)
 from tests.integration.watch import Seen
 
 
@@ -67,3 +73,36 @@ def mosquitto_pub(
         check=True,
         timeout=20,
     )
+
+
+def state_is(*states: str) -> Callable[[Seen], bool]:
+    """A health record in one of these states."""
+
+    def accept(message: Seen) -> bool:
+        return bool(message.payload) and message.json()["state"] in states
+
+    return accept
+
+
+def report(what: str, seconds: float) -> None:
+    """A figure for the closing note (`pytest -s` shows it)."""
+    print(f"\n[noticed] {what}: {seconds:.2f} s")
+
+
+def set_in_config(config: Path, key: str, value: str) -> None:
+    """Replace `key = ...` (its first occurrence) in a test config."""
+    text = config.read_text()
+    start = text.index(f"\n{key} = ") + 1
+    end = text.index("\n", start)
+    config.write_text(text[:start] + f"{key} = {value}" + text[end:])
+    config.chmod(0o600)
+
+
+def make_confidential(config: Path) -> Path:
+    """The test config with the emulator's confidential client (it has a secret)."""
+    text = config.read_text().replace(
+        "[spotify]\n", f'[spotify]\nclient_secret = "{DEMO_CLIENT_SECRET}"\n', 1
+    )
+    config.write_text(text)
+    set_in_config(config, "client_id", f'"{DEMO_CONFIDENTIAL_CLIENT_ID}"')
+    return config

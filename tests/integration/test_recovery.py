@@ -16,13 +16,11 @@ from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from mqtt_tokend.dev.emulator import (
-    DEMO_CLIENT_SECRET,
-    DEMO_CONFIDENTIAL_CLIENT_ID,
     SpotifyEmulator,
 )
 from tests.integration.conftest import AgentProcess, approve, cli, login
-from tests.integration.helpers import mosquitto_pub
-from tests.integration.watch import Seen, Watcher, wait_until
+from tests.integration.helpers import make_confidential, mosquitto_pub, report, state_is
+from tests.integration.watch import Watcher, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,22 +29,6 @@ pytestmark = pytest.mark.integration
 def token_lifetime() -> float:
     """Short tokens: a refresh every two seconds (the lead is capped at half the life)."""
     return 4.0
-
-
-@pytest.fixture
-def topics(base_topic: str) -> Topics:
-    return Topics(base_topic)
-
-
-def state_is(*states: str):  # type: ignore[no-untyped-def]
-    def accept(message: Seen) -> bool:
-        return bool(message.payload) and message.json()["state"] in states
-
-    return accept
-
-
-def report(what: str, seconds: float) -> None:
-    print(f"\n[noticed] {what}: {seconds:.2f} s")
 
 
 def force_refresh(broker: PrivateMosquitto, topics: Topics) -> None:
@@ -148,16 +130,7 @@ def test_login_repaired_by_pasting_the_redirect_over_mqtt(
 
 @pytest.fixture
 def confidential(config_file: Path) -> Path:
-    text = config_file.read_text().replace(
-        "[spotify]\n", f'[spotify]\nclient_secret = "{DEMO_CLIENT_SECRET}"\n', 1
-    )
-    start = text.index("client_id = ")
-    end = text.index("\n", start)
-    config_file.write_text(
-        text[:start] + f'client_id = "{DEMO_CONFIDENTIAL_CLIENT_ID}"' + text[end:]
-    )
-    config_file.chmod(0o600)
-    return config_file
+    return make_confidential(config_file)
 
 
 def test_app_token_is_served_while_degraded(

@@ -1,8 +1,9 @@
 """Soak with accelerated time: weeks of trouble in a minute (or a month in half an hour).
 
 Tokens live LIFETIME seconds; PKCE rotation is on. Faults come at random (seeded): 5xx, 429
-with Retry-After, timeouts, dropped connections, garbage bodies, broker restarts and kill -9
-of the agent, which a supervisor restarts as systemd would. A consumer watches all along.
+with Retry-After, timeouts, dropped connections, garbage bodies, a trickling Spotify, a full
+state directory (a tmpfs, when the test may mount one), broker restarts and kill -9 of the
+agent, which a supervisor restarts as systemd would. A consumer watches all along.
 
     MQTT_TOKEND_SOAK_LIFETIMES=720 ./scripts/test tests/soak -s   # the long run: 30 days
 
@@ -56,6 +57,8 @@ ACTIONS = [
     "broker_restart",
     "kill",
     "kill_in_refresh",
+    "trickle",
+    "full_disk",
     "quiet",
     "quiet",
 ]
@@ -221,8 +224,45 @@ enabled = false
     return path
 
 
+def mount_tmpfs(directory: Path) -> bool:
+    """A small tmpfs for the state directory, so that the soak can fill it; False if not allowed."""
+    directory.mkdir(mode=0o700)
+    options = "size=1m,mode=0700"
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+        capture_output=True,
+        check=False,
+    )
+    return mounted.returncode == 0
+
+
+def fill_for_a_while(state: Path, seconds: float) -> None:
+    """The state directory full for `seconds`, then freed."""
+    filler = state / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\1" * 4096)
+        except OSError:  # ENOSPC
+            pass
+    time.sleep(seconds)  # the fault's duration
+    filler.unlink()
+
+
 def test_soak(soak_dir: Path, broker: PrivateMosquitto) -> None:
     rng = random.Random(SEED)
+    state = soak_dir / "state"
+    can_fill = mount_tmpfs(state)
+    try:
+        run_soak(soak_dir, broker, rng, state if can_fill else None)
+    finally:
+        if can_fill:
+            subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def run_soak(
+    soak_dir: Path, broker: PrivateMosquitto, rng: random.Random, fillable: Path | None
+) -> None:
     base = "soak/lofi"
     topics = Topics(base)
     timeline = Timeline()
@@ -240,7 +280,7 @@ def test_soak(soak_dir: Path, broker: PrivateMosquitto) -> None:
             try:
                 while time.monotonic() < end:
                     time.sleep(rng.uniform(0.3, 1.5) * LIFETIME)  # the chaos's own pace
-                    act(rng, emulator, broker, supervisor, store, timeline)
+                    act(rng, emulator, broker, supervisor, store, timeline, fillable)
                 emulator.clear_faults()
                 calm = time.monotonic()
                 final = watcher.wait_for(
@@ -263,14 +303,23 @@ def act(
     supervisor: Supervisor,
     store: TokenStore,
     timeline: Timeline,
+    fillable: Path | None = None,
 ) -> None:
     action = rng.choice(ACTIONS)
+    if action == "full_disk" and fillable is None:
+        action = "quiet"  # no tmpfs here: this fault cannot be made
     if action == "5xx":
         emulator.inject("status", status=rng.choice([500, 502, 503]), count=2)
     elif action == "429":
         emulator.inject("rate_limit", retry_after=1, count=1)
     elif action == "timeout":
         emulator.inject("delay", delay=REQUEST_TIMEOUT * 2, count=1)
+    elif action == "trickle":
+        emulator.inject("trickle", delay=REQUEST_TIMEOUT / 3, count=1)
+    elif action == "full_disk" and fillable is not None:
+        timeline.note(action)  # from the moment it fills: expiry meanwhile has a cause
+        fill_for_a_while(fillable, 2 * LIFETIME)
+        return
     elif action in ("drop", "garbage"):
         emulator.inject(action, count=1)
     elif action == "broker_restart":
