@@ -106,13 +106,16 @@ def begin(spotify: LoginSpotify, config: SpotifyConfig, *, now: float) -> Author
     )
 
 
-def code_from_redirect(text: str, *, expected_state: str) -> str:
-    """The authorization code from the pasted redirect URL (checking `state`), or a bare code."""
+def code_from_redirect(text: str, *, expected_state: str, bare_code: bool = True) -> str:
+    """The authorization code from the pasted redirect URL (checking `state`), or a bare code
+    where `bare_code` allows one (the terminal, not MQTT)."""
     text = text.strip()
     if not text:
         raise InputError("nothing was pasted: paste the whole address your browser was sent to")
     if "=" not in text and "/" not in text and "?" not in text:
-        return text  # a bare code
+        if bare_code:
+            return text  # a bare code
+        raise InputError("paste the whole address your browser was sent to, not only the code")
     query = urlsplit(text).query if "?" in text else text
     params = parse_qs(query)
     if "error" in params:
@@ -120,6 +123,8 @@ def code_from_redirect(text: str, *, expected_state: str) -> str:
             f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
             error=params["error"][0][:60],
         )
+    if len(params.get("state", [])) > 1 or len(params.get("code", [])) > 1:
+        raise InputError("the pasted address has more than one state or code: paste it as is")
     state = params.get("state", [""])[0]
     if not secrets.compare_digest(state.encode(), expected_state.encode()):
         raise InputError(

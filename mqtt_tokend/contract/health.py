@@ -55,7 +55,7 @@ class Health:
     instructions: str | None = None
     user: str | None = None
     reauth_by: float | None = None
-    auth_url: str | None = None
+    login_topic: str | None = None  # where the offered login's URL is, while one is
     player: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
@@ -71,7 +71,8 @@ class Health:
             "checked_at": _seconds(self.checked_at),
             "user": self.user,
             "reauth_by": _seconds(self.reauth_by),
-            "auth_url": self.auth_url,
+            "login_pending": self.login_topic is not None,
+            "login_topic": self.login_topic,
             "player": self.player,
             "version": __version__,
         }

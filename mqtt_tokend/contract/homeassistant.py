@@ -110,13 +110,11 @@ PROBLEM_TEMPLATE = (
 )
 LOGIN_TEMPLATE = (
     f"{{{{ '{LOGIN_NEEDED}' if value_json.get('state') == '{State.AUTH_REQUIRED.value}' "
-    f"or value_json.get('auth_url') else '{LOGIN_OK}' }}}}"
+    f"else '{LOGIN_OK}' }}}}"
 )
-LOGIN_ATTRIBUTES_TEMPLATE = (
-    "{{ {'auth_url': value_json.get('auth_url'), "
-    "'instructions': value_json.get('instructions'), "
-    "'message': value_json.get('message')} | to_json }}"
-)
+# `<base>/login` holds the URL while a login is offered; an empty (cleared) retained
+# message means none is.
+LOGIN_ATTRIBUTES_TEMPLATE = "{{ {'auth_url': (value | trim) or none} | to_json }}"
 EVENT_TEMPLATE = (
     f"{{% set e = value_json.get('event') %}}"
     f"{{{{ {{'event_type': e if e in {_quoted(EVENTS)} else '{OTHER_EVENT}', 'event': e, "
@@ -174,7 +172,7 @@ def _entities(topics: Topics, *, expire_after: int) -> list[tuple[str, str, dict
             | {
                 "name": "Login",
                 "value_template": LOGIN_TEMPLATE,
-                "json_attributes_topic": topics.health,
+                "json_attributes_topic": topics.login,
                 "json_attributes_template": LOGIN_ATTRIBUTES_TEMPLATE,
                 "icon": "mdi:login",
             },

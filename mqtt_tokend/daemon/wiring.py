@@ -21,6 +21,7 @@ from mqtt_tokend.contract import homeassistant
 from mqtt_tokend.contract.health import auth_instructions
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE, Topics
+from mqtt_tokend.contract.wire import MAX_REQUEST_BYTES
 from mqtt_tokend.core.timing import Clock, SystemClock
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
@@ -35,6 +36,10 @@ from mqtt_tokend.daemon.sinks import Sinks
 from mqtt_tokend.daemon.token_files import TokenFiles
 
 _LOG = logging.getLogger(__name__)
+
+# The largest packet the agent takes from the broker: a request's 4 KiB payload, its topic and
+# MQTT 5 properties. Announced in CONNECT, so the broker never delivers a larger one.
+MAX_PACKET = MAX_REQUEST_BYTES + 4096
 
 
 def agent_client_id(config: Config) -> str:
@@ -108,7 +113,9 @@ def build_agent(
         homeassistant=config.homeassistant,
         check_interval=settings.check_interval,
     )
-    return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox)
+    return Agent(
+        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox, now=clock.monotonic
+    )
 
 
 def serve(config: Config) -> int:
@@ -132,6 +139,7 @@ def serve(config: Config) -> int:
         subscriptions=subscriptions(config),
         on_connected=lambda: inbox.put(Connected()),
         on_message=on_message,
+        max_packet=MAX_PACKET,
     )
     spotify = make_spotify(config)
     agent = build_agent(

@@ -222,6 +222,7 @@ def test_no_entity_references_the_token_topics(payloads: dict[str, dict[str, Any
     topic_values = {v for p in payloads.values() for k, v in p.items() if k.endswith("topic")}
     assert topic_values == {
         topics.health,
+        topics.login,
         topics.alert,
         topics.availability,
         topics.request("refresh"),
@@ -268,7 +269,7 @@ def test_what_each_entity_is(payloads: dict[str, dict[str, Any]]) -> None:
     assert event["state_topic"] == f"{BASE}/alert"
     assert set(EVENTS) | {"other"} == set(event["event_types"])
     login = payloads["login"]
-    assert login["json_attributes_topic"] == f"{BASE}/health"
+    assert login["json_attributes_topic"] == f"{BASE}/login"
 
 
 def test_expire_after_is_two_checks_and_a_margin() -> None:
@@ -348,6 +349,11 @@ def render(template: str, payload: Any) -> str:
     return ENV.from_string(template).render(value=json.dumps(payload), value_json=payload).strip()
 
 
+def render_text(template: str, text: str) -> str:
+    """A payload that is not JSON: Home Assistant leaves `value_json` undefined."""
+    return ENV.from_string(template).render(value=text).strip()
+
+
 def health(**changes: Any) -> dict[str, Any]:
     return {
         "state": "ok",
@@ -392,23 +398,16 @@ def test_state_problem_and_login(state: str, payloads: dict[str, dict[str, Any]]
     assert login == ("login needed" if state == "auth_required" else "ok")
 
 
-def test_login_link_and_its_attributes(payloads: dict[str, dict[str, Any]]) -> None:
+def test_login_link_comes_from_the_login_topic(payloads: dict[str, dict[str, Any]]) -> None:
     url = "https://accounts.spotify.com/authorize?client_id=abc&state=xyz"
-    record = health(state="auth_required", auth_url=url, instructions="Open the link.")
     login = payloads["login"]
-    assert render(login["value_template"], record) == "login needed"
-    attributes = json.loads(render(login["json_attributes_template"], record))
-    assert attributes == {
-        "auth_url": url,
-        "instructions": "Open the link.",
-        "message": "token refreshed",
+    assert json.loads(render_text(login["json_attributes_template"], url + "\n")) == {
+        "auth_url": url
     }
-    assert json.loads(render(login["json_attributes_template"], {"state": "ok"})) == {
-        "auth_url": None,
-        "instructions": None,
-        "message": None,
-    }
-    assert render(login["value_template"], health(auth_url=url)) == "login needed"
+    # Cleared (an empty retained message): no link.
+    assert json.loads(render_text(login["json_attributes_template"], "")) == {"auth_url": None}
+    # The health record no longer names the link; the state still says a login is needed.
+    assert render(login["value_template"], health(state="auth_required")) == "login needed"
 
 
 def test_failures_and_the_text_entity(payloads: dict[str, dict[str, Any]]) -> None:

@@ -301,11 +301,11 @@ def test_session_round_trip(store: TokenStore) -> None:
     assert store.load_session() == {"user_id": "alice", "last_refresh": T0}
 
 
-def test_status_is_world_readable_and_round_trips(store: TokenStore) -> None:
+def test_status_is_group_readable_only_and_round_trips(store: TokenStore) -> None:
     assert read_status(store.state_dir) is None
     store.save_status({"state": "ok"})
     assert read_status(store.state_dir) == {"state": "ok"}
-    assert _mode(store.path(STATUS_FILE)) == 0o644
+    assert _mode(store.path(STATUS_FILE)) == 0o640
 
 
 def test_read_json_errors_name_the_file(tmp_path: Path) -> None:
