@@ -15,7 +15,7 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.daemon.inbox import Connected, Request, token_sha256
-from mqtt_tokend.daemon.loop import Agent
+from mqtt_tokend.daemon.loop import BIRTH_COALESCE, Agent
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
@@ -671,3 +671,40 @@ def test_with_discovery_disabled_the_device_is_removed_once(
     publisher.messages.clear()
     agent.step(Connected())
     assert discovery(publisher) == []
+
+
+def test_births_within_a_few_seconds_publish_discovery_once(
+    agent: Agent, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    first = discovery(publisher)
+    publisher.messages.clear()
+    birth = Message(topic="homeassistant/status", payload=b"online")
+    for _ in range(1000):
+        agent.step(Request(message=birth, received=clock.monotonic()))
+    assert sorted(discovery(publisher)) == sorted(first)  # once, not 1,000 times
+    assert len(publisher.messages) < 2 * len(first)
+    publisher.messages.clear()
+    clock.advance(BIRTH_COALESCE)
+    agent.step(Request(message=birth, received=clock.monotonic()))
+    assert sorted(discovery(publisher)) == sorted(first)
+
+
+def test_the_login_url_is_on_the_login_topic_only(
+    agent: Agent,
+    clock: FakeClock,
+    spotify: FakeSpotify,
+    publisher: FakePublisher,
+    config: Config,
+) -> None:
+    revoke(agent, clock, spotify)
+    url = publisher.last(TOPICS.login).payload.decode()
+    state = url.split("state=")[1].split("&")[0]
+    login_message = publisher.last(TOPICS.login)
+    assert login_message.retain
+    elsewhere = [m for m in publisher.messages if m is not login_message]
+    assert not any(state.encode() in m.payload for m in elsewhere)
+    status = config.agent.state_dir / "auto_token_status.json"
+    assert state not in status.read_text()
+    assert status.stat().st_mode & 0o777 == 0o640
+    notice = config.agent.state_dir / "auth_failure_notice.txt"
+    assert state not in notice.read_text()
