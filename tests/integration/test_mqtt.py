@@ -116,14 +116,14 @@ def test_mosquitto_rr_gets_the_status(
     assert answer["data"]["state"] == "ok"  # type: ignore[index]
 
 
-def test_the_response_topic_of_a_request_is_honoured(
+def test_a_response_topic_under_response_is_honoured(
     agent: AgentProcess, watcher: Watcher, broker: PrivateMosquitto, base_topic: str
 ) -> None:
     topics = Topics(base_topic)
     watcher.wait_for(topics.health, healthy)
     sent = time.monotonic()
-    elsewhere = f"replies/{uuid.uuid4().hex[:8]}/status"
-    answer = mosquitto_rr(broker, topics.request("status"), elsewhere)
+    mine = topics.response(f"status/{uuid.uuid4().hex[:8]}")
+    answer = mosquitto_rr(broker, topics.request("status"), mine)
     assert answer["status"] == "ok"
     assert answer["data"]["state"] == "ok"  # type: ignore[index]
     # A second request without a Response Topic: its answer comes after any stray first one.
@@ -135,12 +135,44 @@ def test_the_response_topic_of_a_request_is_honoured(
     assert [body.get("transaction") for body in on_default] == ["probe"]
 
 
+def test_a_response_topic_elsewhere_is_refused_on_the_verbs_reply_topic(
+    agent: AgentProcess, watcher: Watcher, broker: PrivateMosquitto, base_topic: str
+) -> None:
+    topics = Topics(base_topic)
+    watcher.wait_for(topics.health, healthy)
+    sent = time.monotonic()
+    elsewhere = "homeassistant/sensor/evil/config"
+    result = subprocess.run(
+        [
+            "mosquitto_rr",
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-t",
+            topics.request("status"),
+            "-e",
+            elsewhere,
+            "-n",
+            "-W",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode != 0  # nothing came back on the token topic
+    refusal = watcher.wait_for(topics.response("status"), after=sent).json()
+    assert refusal["status"] == "error" and "Response Topic" in refusal["error"]
+
+
 def test_correlation_data_comes_back(
     agent: AgentProcess, watcher: Watcher, base_topic: str
 ) -> None:
     topics = Topics(base_topic)
     watcher.wait_for(topics.health, healthy)
-    reply_to = f"replies/{uuid.uuid4().hex[:8]}"
+    reply_to = topics.response(f"check/{uuid.uuid4().hex[:8]}")
     config = load_config(agent.config)
     with oneshot(config.mqtt, timeout=10, purpose="test") as session:
         session.subscribe([reply_to], timeout=5)
