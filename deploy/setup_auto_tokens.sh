@@ -6,7 +6,8 @@
 # overwrites the key, the config or a broker password nobody asked to change.
 #
 #   sudo deploy/setup_auto_tokens.sh              install or update
-#   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line and venv; keep data
+#   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line, venv and the
+#                                                 /usr/local/bin/mqtt-tokend wrapper; keep data
 #   sudo deploy/setup_auto_tokens.sh --purge      also remove config, key, state, broker files,
 #                                                 and the user
 #   deploy/setup_auto_tokens.sh --root DIR        install into a staging tree; the host is not
@@ -21,6 +22,10 @@ readonly DEPLOY="$REPO/deploy"
 
 readonly APP_USER=mqtt-tokend
 readonly APP_GROUP=mqtt-tokend
+# Consumers (the player) join this group to read the Fernet key, and only the key: not the
+# config (client_secret) nor the agent's broker password, which stay with group mqtt-tokend.
+readonly KEY_GROUP=mqtt-tokend-key
+readonly WRAPPER=/usr/local/bin/mqtt-tokend
 readonly CONFIG_DIR=/etc/mqtt-tokend
 readonly STATE_DIR=/var/lib/mqtt-tokend
 readonly PREFIX=/opt/mqtt-tokend
@@ -45,8 +50,7 @@ WITH_MOSQUITTO=1
 USE_CRON=0
 PYTHON=${PYTHON:-python3}
 UNITS_CHANGED=0
-BROKER_CONF_CHANGED=0
-BROKER_AUTH_CHANGED=0
+BROKER_RESTART=""
 
 usage() {
     cat <<EOF
@@ -59,6 +63,9 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--cron] [--python PATH]
   --no-mosquitto  leave Mosquitto alone (default: configure it when it is installed)
   --cron          install $CRON_FILE instead of enabling the systemd timer
   --python PATH   the Python (3.11 or newer) that builds the venv (default: python3)
+  --broker-restart CMD
+                  how to restart Mosquitto after its files changed (default: systemctl
+                  restart mosquitto.service; with --root the default only prints it)
   --uninstall     remove the units, the cron line and $PREFIX; keep config, key, state
   --purge         with --uninstall: also remove $CONFIG_DIR, $STATE_DIR, the broker's
                   mqtt-tokend files, and the user and group $APP_USER
@@ -89,6 +96,11 @@ while [[ $# -gt 0 ]]; do
         --python)
             [[ $# -ge 2 ]] || die "--python needs a path"
             PYTHON=$2
+            shift 2
+            ;;
+        --broker-restart)
+            [[ $# -ge 2 ]] || die "--broker-restart needs a command"
+            BROKER_RESTART=$2
             shift 2
             ;;
         --uninstall) ACTION=uninstall; shift ;;
@@ -170,13 +182,14 @@ create_once() {
 ensure_user() {
     if on_host; then
         getent group "$APP_GROUP" >/dev/null || groupadd --system "$APP_GROUP"
+        getent group "$KEY_GROUP" >/dev/null || groupadd --system "$KEY_GROUP"
         if ! id -u "$APP_USER" >/dev/null 2>&1; then
             useradd --system --gid "$APP_GROUP" --home-dir "$STATE_DIR" --no-create-home \
                 --shell /usr/sbin/nologin --comment "mqtt-tokend Spotify token agent" "$APP_USER"
             say "created user $APP_USER"
         fi
     else
-        say "would run: groupadd --system $APP_GROUP (if missing)"
+        say "would run: groupadd --system $APP_GROUP; groupadd --system $KEY_GROUP (if missing)"
         say "would run: useradd --system --gid $APP_GROUP --home-dir $STATE_DIR" \
             "--no-create-home --shell /usr/sbin/nologin $APP_USER (if missing)"
     fi
@@ -251,38 +264,30 @@ setup_mosquitto() {
         return 0
     fi
     local broker=root:root
-    if getent group mosquitto >/dev/null && id -u mosquitto >/dev/null 2>&1; then
+    if on_host && getent group mosquitto >/dev/null && id -u mosquitto >/dev/null 2>&1; then
         broker=mosquitto:mosquitto
     fi
-    ensure_dir /etc/mosquitto/conf.d 0755 root:root
-    ensure_dir "$MOSQUITTO_DIR" 0755 root:root
-    if install_file "$DEPLOY/mosquitto/mosquitto.conf" "$MOSQUITTO_CONF" 0644 root:root; then
-        BROKER_CONF_CHANGED=1
-    fi
-    if install_file "$DEPLOY/mosquitto/acl" "$MOSQUITTO_DIR/acl" 0640 "root:${broker##*:}"; then
-        BROKER_AUTH_CHANGED=1
-    fi
+    # Reads the existing setup, merges ours into it, checks the result on a throwaway broker,
+    # and restarts Mosquitto (rolling back if it does not come up): see setup_broker.py.
+    local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0
+    [[ -z $BROKER_RESTART ]] || args+=(--restart "$BROKER_RESTART")
+    "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}" || status=$?
+    case $status in
+        0) ;;
+        3)
+            say "Mosquitto was left unchanged: add the lines above, then run this again"
+            return 0
+            ;;
+        *) die "Mosquitto was left as it was (see above); nothing else of its setup changed" ;;
+    esac
     install_file "$DEPLOY/mosquitto/tls.conf" "$MOSQUITTO_DIR/tls.conf" 0644 root:root || true
     install_file "$DEPLOY/mosquitto/bridge.conf.example" "$MOSQUITTO_DIR/bridge.conf.example" \
         0644 root:root || true
     install_file "$DEPLOY/mosquitto/make_passwords.sh" "$MOSQUITTO_DIR/make_passwords.sh" \
         0755 root:root || true
 
-    local passwd=$ROOT$MOSQUITTO_DIR/passwd before=""
-    [[ -f $passwd ]] && before="$(sha256sum "$passwd")"
-    local args=(--file "$passwd")
-    on_host && args+=(--owner "$broker")
-    sh "$DEPLOY/mosquitto/make_passwords.sh" "${args[@]}" | sed 's/^/broker user /'
-    [[ $before == "$(sha256sum "$passwd")" ]] || BROKER_AUTH_CHANGED=1
-
     if [[ ! -e $ROOT$CONFIG_DIR/mqtt_password ]] && [[ -n "$(agent_password)" ]]; then
         create_once "$CONFIG_DIR/mqtt_password" 0600 "$APP_USER:$APP_GROUP" agent_password
-    fi
-
-    local main=$ROOT/etc/mosquitto/mosquitto.conf
-    if [[ -f $main ]] && ! grep -Eq '^include_dir[[:space:]]+/etc/mosquitto/conf.d/?$' "$main"; then
-        say "WARNING: /etc/mosquitto/mosquitto.conf has no 'include_dir /etc/mosquitto/conf.d':"
-        say "         add it, or Mosquitto will not load $MOSQUITTO_CONF"
     fi
 }
 
@@ -324,30 +329,18 @@ setup_schedule() {
     if systemd_running; then
         [[ $UNITS_CHANGED -eq 0 ]] || systemctl daemon-reload
         systemctl enable --quiet "${enable[@]}"
-        local verb=""
-        [[ $BROKER_AUTH_CHANGED -eq 0 ]] || verb=reload-or-restart
-        [[ $BROKER_CONF_CHANGED -eq 0 ]] || verb=restart
-        if [[ -n $verb ]]; then
-            if systemctl "$verb" mosquitto.service; then
-                say "mosquitto: $verb done"
-            else
-                say "WARNING: mosquitto did not $verb: see journalctl -u mosquitto"
-            fi
-        fi
     elif on_host; then
         say "systemd is not running here: start the agent yourself ($CLI run)"
-        [[ $BROKER_CONF_CHANGED$BROKER_AUTH_CHANGED == 00 ]] ||
-            say "restart Mosquitto to load its new configuration"
     else
         say "would run: systemctl daemon-reload"
         say "would run: systemctl enable ${enable[*]}"
-        say "would run: systemctl reload-or-restart mosquitto.service (when its files changed)"
     fi
 }
 
 install_all() {
     ensure_user
-    ensure_dir "$CONFIG_DIR" 0750 "root:$APP_GROUP"
+    # 0751: consumers reach fernet.key by name, but cannot list the directory or read the rest.
+    ensure_dir "$CONFIG_DIR" 0751 "root:$APP_GROUP"
     ensure_dir "$STATE_DIR" 0700 "$APP_USER:$APP_GROUP"
     ensure_dir "$PREFIX" 0755 root:root
     if [[ $WITH_VENV -eq 1 ]]; then
@@ -355,7 +348,8 @@ install_all() {
     else
         say "skipped the virtual environment (--no-venv)"
     fi
-    create_once "$CONFIG_DIR/fernet.key" 0640 "root:$APP_GROUP" generate_key
+    create_once "$CONFIG_DIR/fernet.key" 0440 "$APP_USER:$KEY_GROUP" generate_key
+    install_file "$DEPLOY/bin/mqtt-tokend" "$WRAPPER" 0755 root:root || true
     setup_mosquitto
     setup_config
     setup_schedule
@@ -365,13 +359,15 @@ install_all() {
 Next steps:
   1. Set spotify.client_id in $CONFIG_DIR/config.toml (your app at developer.spotify.com;
      add http://127.0.0.1:8888/callback to its Redirect URIs).
-  2. Authorize once (prints a URL to open on any device with a browser):
-       sudo -u $APP_USER $CLI auth
+  2. Authorize once (prints a URL to open on any device with a browser); $WRAPPER
+     runs it as the user $APP_USER with $CONFIG_DIR/config.toml:
+       sudo mqtt-tokend auth
   3. Start the agent and the health check:
        sudo systemctl start lofi-pi-token-manager.service lofi-pi-token-health.timer
   4. Give the player and Home Assistant their broker passwords
      (generated ones are in $MOSQUITTO_DIR/credentials), and add the player's user
-     to the group $APP_GROUP so it can read $CONFIG_DIR/fernet.key.
+     to the group $KEY_GROUP so it can read $CONFIG_DIR/fernet.key (and nothing else here):
+       sudo usermod -aG $KEY_GROUP PLAYER_USER
 EOF
 }
 
@@ -383,8 +379,22 @@ remove() {
     fi
 }
 
+# --purge: the agent's retained messages and its Home Assistant device leave the broker too,
+# while the venv, the config and the broker user still exist to do it.
+forget_broker() {
+    local python=$VENV/bin/python forget=$DEPLOY/forget_broker.py
+    [[ -x $ROOT$python && -f $ROOT$CONFIG_DIR/config.toml ]] || return 0
+    if ! on_host; then
+        say "would run: $python $forget $CONFIG_DIR/config.toml"
+        return 0
+    fi
+    "$python" "$forget" "$CONFIG_DIR/config.toml" ||
+        say "WARNING: the retained topics stay on the broker (is Mosquitto running?)"
+}
+
 uninstall() {
     local unit
+    [[ $PURGE -eq 0 ]] || forget_broker
     if systemd_running; then
         systemctl disable --now --quiet lofi-pi-token-manager.service \
             lofi-pi-token-health.timer 2>/dev/null || true
@@ -400,6 +410,7 @@ uninstall() {
         [[ -L $unit ]] && remove "${unit#"$ROOT"}"
     done
     remove "$CRON_FILE"
+    remove "$WRAPPER"
     remove "$PREFIX"
     if systemd_running; then
         systemctl daemon-reload
@@ -410,14 +421,18 @@ uninstall() {
     if [[ $PURGE -eq 1 ]]; then
         remove "$CONFIG_DIR"
         remove "$STATE_DIR"
+        if [[ -f $DEPLOY/mosquitto/setup_broker.py ]]; then
+            "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" --root "$ROOT" --deploy "$DEPLOY" --remove
+        fi
         remove "$MOSQUITTO_CONF"
         remove "$MOSQUITTO_DIR"
         if on_host; then
             if id -u "$APP_USER" >/dev/null 2>&1; then userdel "$APP_USER"; fi
             if getent group "$APP_GROUP" >/dev/null; then groupdel "$APP_GROUP"; fi
+            if getent group "$KEY_GROUP" >/dev/null; then groupdel "$KEY_GROUP"; fi
             if systemd_running; then systemctl try-restart mosquitto.service; fi
         else
-            say "would run: userdel $APP_USER; groupdel $APP_GROUP"
+            say "would run: userdel $APP_USER; groupdel $APP_GROUP; groupdel $KEY_GROUP"
             say "would run: systemctl try-restart mosquitto.service"
         fi
         say "purged mqtt-tokend (the Spotify session is gone: a new install needs 'auth')"

@@ -27,7 +27,7 @@ from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wire import Token, new_transaction, rejected_request, usable
-from mqtt_tokend.errors import BrokerError, CryptoError, TokendError
+from mqtt_tokend.errors import BrokerError, ConfigError, CryptoError, TokendError
 
 __all__ = ["Token", "TokenConsumer", "decode_token", "fetch_token", "usable"]
 
@@ -261,6 +261,11 @@ def fetch_token(
     now: Callable[[], float] = time.time,
 ) -> Token:
     """A valid token from the broker, waiting up to `timeout` for one to be published."""
+    if app and not config.spotify.client_secret:
+        raise ConfigError(
+            "an app token needs spotify.client_secret: the agent publishes one only for a "
+            "client with a secret. Add it to the configuration, or drop --app for the user token"
+        )
     cipher = cipher or TokenCipher.from_file(config.agent.key_file)
     topics = Topics(config.mqtt.base_topic)
     topic = topics.token_app if app else topics.token

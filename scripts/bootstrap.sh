@@ -11,7 +11,7 @@ as_root() {
 }
 
 apt_install() {
-    echo "Installing $* (apt-get install -y $*)..." >&2
+    echo "[setup] installing $* (apt-get install -y $*)" >&2
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
@@ -29,20 +29,37 @@ install_system_packages() {
     fi
 }
 
+step() {
+    echo "[setup] $*" >&2
+}
+
 make_venv() {
     if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
         echo "mqtt-tokend needs Python 3.11 or newer; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
         exit 1
     fi
     if [ ! -x "$VENV/bin/python" ]; then
+        step "creating the virtual environment $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    # Reinstall only when the package metadata changed since the last install.
-    local stamp="$VENV/.mqtt-tokend-installed"
+    # The product alone for ./scripts/demo; the test extras (pytest, ruff, mypy, hypothesis...)
+    # only for ./scripts/test (MQTT_TOKEND_DEV=1). Reinstall only when the package metadata
+    # changed since the last install of that flavour; a test venv also serves the demo.
+    local flavour=runtime spec="$ROOT"
+    if [ "${MQTT_TOKEND_DEV:-}" = 1 ]; then
+        flavour="test"
+        spec="${ROOT}[test]"
+    fi
     local want
     want=$(sha256sum <"$ROOT/pyproject.toml" | cut -d' ' -f1)
+    local stamp_test="$VENV/.mqtt-tokend-installed-test"
+    if [ "$flavour" = runtime ] && [ -f "$stamp_test" ] && [ "$(cat "$stamp_test")" = "$want" ]; then
+        return 0
+    fi
+    local stamp="$VENV/.mqtt-tokend-installed-$flavour"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" >&2
+        step "installing mqtt-tokend ($flavour dependencies) into $VENV"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
         echo "$want" >"$stamp"
     fi
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,19 +126,34 @@ def read_key_file(path: Path) -> list[bytes]:
     return keys
 
 
-def rotate_key_file(path: Path, *, keep: int | None = None) -> int:
+def rotate_key_file(
+    path: Path,
+    *,
+    keep: int | None = None,
+    before_retiring: Callable[[TokenCipher], None] | None = None,
+) -> int:
     """Put a new primary key first, keeping the old ones (at most `keep` keys in all).
 
     The file is replaced atomically with the same mode, owner and group, so consumers that
     read it keep their access. Returns how many keys it now holds.
+
+    When keys are to be retired, the file first holds the new key and every old one, and
+    `before_retiring` is called with that full set: it re-encrypts what the old keys still
+    protect (raising stops the rotation with nothing retired). It is called again once they
+    are gone, to catch a file an agent rewrote with an old key in between.
     """
     if keep is not None and keep < 1:
         raise CryptoError("--keep must be at least 1 (the new key)")
     keys = [generate_key(), *read_key_file(path)]
-    if keep is not None:
-        keys = keys[:keep]
-    _replace_keeping_owner(path, b"".join(key + b"\n" for key in keys))
-    return len(keys)
+    retiring = keep is not None and len(keys) > keep
+    if retiring and before_retiring is not None:
+        _replace_keeping_owner(path, b"".join(key + b"\n" for key in keys))
+        before_retiring(TokenCipher(keys, source=str(path)))
+    kept = keys if keep is None else keys[:keep]
+    _replace_keeping_owner(path, b"".join(key + b"\n" for key in kept))
+    if retiring and before_retiring is not None:
+        before_retiring(TokenCipher(keys, source=str(path)))
+    return len(kept)
 
 
 def _replace_keeping_owner(path: Path, data: bytes) -> None:

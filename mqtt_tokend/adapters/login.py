@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import http.server
+import logging
 import math
 import secrets
 import socket
@@ -26,6 +27,8 @@ from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import PENDING_FILE, Tokens, TokenStore, read_json, write_json
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.errors import AuthRejected, CryptoError, InputError, StoreError, TokendError
+
+_LOG = logging.getLogger(__name__)
 
 PENDING_MAX_AGE = 3600.0
 
@@ -106,18 +109,61 @@ def begin(spotify: LoginSpotify, config: SpotifyConfig, *, now: float) -> Author
     )
 
 
-def code_from_redirect(text: str, *, expected_state: str, bare_code: bool = True) -> str:
+_CODE_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+MIN_CODE_LENGTH = 10  # Spotify's codes run to hundreds of characters; "yes" is not one
+
+
+def _looks_like_code(text: str) -> bool:
+    """Long enough, of the URL-safe alphabet, and mixed case: not "yes", "ok" or "approved"."""
+    return (
+        len(text) >= MIN_CODE_LENGTH
+        and set(text) <= _CODE_ALPHABET
+        and any(c.isupper() for c in text)
+        and any(c.islower() or c.isdigit() for c in text)
+    )
+
+
+PASTE_THIS = (
+    "paste the whole address your browser was sent to after you approved (it starts with the "
+    "redirect URI and holds code= and state=)"
+)
+
+
+def state_digest(state: str) -> str:
+    """What is kept of a finished login's `state`, to recognise its redirect if pasted again."""
+    return hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def code_from_redirect(
+    text: str,
+    *,
+    expected_state: str | None,
+    used_state: str | None = None,
+    bare_code: bool = True,
+) -> str:
     """The authorization code from the pasted redirect URL (checking `state`), or a bare code
-    where `bare_code` allows one (the terminal, not MQTT)."""
+    where `bare_code` allows one (the terminal; never over MQTT, where only the offered
+    login's state is accepted).
+
+    `expected_state`: the login in progress (None when there is none); `used_state`: the
+    `state_digest` of the last finished login, so its redirect pasted again is named as such.
+    Every wrong paste gets the sentence that says what was pasted and what to paste instead.
+    """
     text = text.strip()
     if not text:
-        raise InputError("nothing was pasted: paste the whole address your browser was sent to")
+        raise InputError(f"nothing was pasted: {PASTE_THIS}")
     if "=" not in text and "/" not in text and "?" not in text:
-        if bare_code:
-            return text  # a bare code
-        raise InputError("paste the whole address your browser was sent to, not only the code")
+        if not bare_code:
+            raise InputError(f"a bare code is not accepted here: {PASTE_THIS}")
+        if not _looks_like_code(text):
+            raise InputError(f"the pasted text is not a login address or code: {PASTE_THIS}")
+        return text  # a bare code
     query = urlsplit(text).query if "?" in text else text
     params = parse_qs(query)
+    if urlsplit(text).path.rstrip("/").endswith("/authorize") or "response_type" in params:
+        raise InputError(
+            f"this is the login link itself: open it in a browser, approve, and then {PASTE_THIS}"
+        )
     if "error" in params:
         raise AuthRejected(
             f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
@@ -126,14 +172,25 @@ def code_from_redirect(text: str, *, expected_state: str, bare_code: bool = True
     if len(params.get("state", [])) > 1 or len(params.get("code", [])) > 1:
         raise InputError("the pasted address has more than one state or code: paste it as is")
     state = params.get("state", [""])[0]
+    codes = params.get("code", [])
+    if state and used_state and secrets.compare_digest(state_digest(state), used_state):
+        raise InputError(
+            "this login was already used: its tokens are stored. To log in again, open a new "
+            "login link and paste the address that one leads to"
+        )
+    if expected_state is None:
+        raise InputError(
+            "no login is in progress for this address (it expired or was started elsewhere): "
+            "start a new login, open its link, and paste the address it leads to"
+        )
+    cut_short = not state or (len(state) < len(expected_state) and expected_state.startswith(state))
+    if cut_short or not codes or not codes[0]:
+        raise InputError(f"the pasted address is cut off: {PASTE_THIS}")
     if not secrets.compare_digest(state.encode(), expected_state.encode()):
         raise InputError(
             "the pasted address belongs to a different login attempt (its state does not "
             "match): open the URL printed by this command and paste the address it leads to"
         )
-    codes = params.get("code", [])
-    if not codes or not codes[0]:
-        raise InputError("the pasted address has no 'code': paste the whole address")
     return codes[0]
 
 
@@ -172,6 +229,7 @@ def complete(
             "display_name": profile.get("display_name"),
             "user_id": profile.get("id"),
             "last_refresh": issued,
+            "used_login": state_digest(authorization.state),
         }
     )
     return profile
@@ -197,28 +255,42 @@ def save_pending(store: TokenStore, cipher: TokenCipher, authorization: Authoriz
 
 
 def load_pending(store: TokenStore, cipher: TokenCipher, *, now: float) -> Authorization | None:
-    """The login in progress, or None when there is none or it is too old to finish."""
+    """The login in progress, or None when there is none or it is too old to finish.
+
+    An unusable file (not ours, or not for these keys) is renamed aside with a warning.
+    """
+    path = store.path(PENDING_FILE)
     try:
-        record = read_json(store.path(PENDING_FILE))
+        record = read_json(path)
         if record is None:
             return None
         secret = cipher.decrypt_json(str(record["secret"]))
         authorization = Authorization(
-            url=str(secret["url"]),
-            redirect_uri=str(record["redirect_uri"]),
+            url=_text(secret["url"]),
+            redirect_uri=_text(record["redirect_uri"]),
             created_at=float(record["created_at"]),
-            state=str(secret["state"]),
+            state=_text(secret["state"]),
             code_verifier=secret.get("code_verifier"),
         )
-    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError):
-        return None
-    if not isinstance(authorization.code_verifier, str | None):
-        return None
-    if not math.isfinite(authorization.created_at):
+        if not isinstance(authorization.code_verifier, str | None):
+            raise TypeError("code_verifier is not text")
+        if isinstance(record["created_at"], bool) or not math.isfinite(authorization.created_at):
+            raise ValueError("created_at is not a time")
+    except (StoreError, CryptoError, KeyError, TypeError, ValueError, OverflowError) as err:
+        detail = str(err) if isinstance(err, StoreError | CryptoError) else type(err).__name__
+        _LOG.warning("%s is not a usable login in progress (%s); start a new login", path, detail)
+        if path.is_file():  # a directory in its place is the operator's to move
+            store.keep_aside(PENDING_FILE)
         return None
     if now - authorization.created_at > PENDING_MAX_AGE:
         return None
     return authorization
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__}, not text")
+    return value
 
 
 def clear_pending(store: TokenStore) -> None:

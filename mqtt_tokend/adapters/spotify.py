@@ -1,5 +1,9 @@
 """The Spotify client: token grants on the Accounts service and the two Web API calls we use.
 
+Every call has one overall deadline, `timeout` seconds from its start: the timeout `requests`
+takes applies to each read, so a front end trickling a byte a second would hold a call for
+minutes. A timer shuts the call's socket down when the deadline passes (`adapters.deadline`).
+
 Every failure is classified once, in `_classify`, where the response is read:
 `invalid_grant` needs a human (AuthRejected), `invalid_client` is configuration
 (ClientRejected), 429/5xx/network errors/unparseable bodies are transient (TransientError),
@@ -18,7 +22,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from requests.adapters import HTTPAdapter
 
+from mqtt_tokend.adapters.deadline import WATCHED_POOLS, call_deadline
+from mqtt_tokend.contract.health import RETRY_AFTER_CAP
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
@@ -43,7 +50,7 @@ class TokenGrant:
     refresh_token: str | None = field(default=None, repr=False)
 
 
-MAX_RETRY_AFTER = 86400.0  # Spotify has asked for hours; a day is the most we honour
+MAX_RETRY_AFTER = RETRY_AFTER_CAP  # Spotify has asked for hours; why an hour: contract/health
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -162,6 +169,23 @@ def _grant(body: dict[str, Any], *, what: str) -> TokenGrant:
     )
 
 
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections a call's deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, building pools of watched connections."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(WATCHED_POOLS)
+
+
+def deadline_session() -> requests.Session:
+    """A session whose calls `SpotifyClient` can hold to an overall deadline."""
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
+
+
 class SpotifyClient:
     """One keep-alive HTTP session to Spotify's Accounts service and Web API."""
 
@@ -181,7 +205,7 @@ class SpotifyClient:
         self.accounts_url = accounts_url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         self._timeout = timeout
-        self._session = session or requests.Session()
+        self._session = session or deadline_session()
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -281,6 +305,27 @@ class SpotifyClient:
         what: str,
         web_api: bool = False,
         hide: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        with call_deadline(self._timeout) as deadline:
+            try:
+                return self._exchange(method, url, what=what, web_api=web_api, hide=hide, **kwargs)
+            except TransientError as err:
+                if deadline.expired:
+                    raise TransientError(
+                        f"{what}: no complete answer from Spotify within {self._timeout:g} s",
+                        status=err.status,
+                    ) from err
+                raise
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        web_api: bool,
+        hide: Iterable[str],
         **kwargs: Any,
     ) -> dict[str, Any]:
         try:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from mqtt_tokend.adapters import login
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
-from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.adapters.store import TokenStore, reencrypt
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
@@ -53,6 +53,11 @@ def authorize(
     spotify = make_spotify(config)
     try:
         pending = login.load_pending(store, cipher, now=time.time()) if redirect_url else None
+        used = store.load_session().get("used_login")
+        if pending is None and redirect_url is not None:
+            # Name what was pasted (a used or expired redirect), never start a login unasked.
+            login.code_from_redirect(redirect_url, expected_state=None, used_state=used)
+            raise InputError("no login is in progress: start one with `mqtt-tokend auth`")
         if pending is None:
             pending = login.begin(spotify, config.spotify, now=time.time())
             login.save_pending(store, cipher, pending)
@@ -79,7 +84,7 @@ def authorize(
                     "no redirect URL was given; finish this login later with "
                     "`mqtt-tokend auth --redirect-file -` (paste the address, then Enter)"
                 )
-        code = login.code_from_redirect(pasted, expected_state=pending.state)
+        code = login.code_from_redirect(pasted, expected_state=pending.state, used_state=used)
         profile = login.complete(pending, code, spotify=spotify, store=store)
         login.clear_pending(store)
     finally:
@@ -280,7 +285,18 @@ def rotate_key(
 ) -> int:
     """Add a new primary key to the key file, then have the agent re-publish with it."""
     path = config.agent.key_file
-    count = rotate_key_file(path, keep=keep)
+
+    def reencrypt_state(cipher: TokenCipher) -> None:
+        # The stored login must not depend on a key about to be retired.
+        try:
+            reencrypt(config.agent.state_dir, cipher)
+        except StoreError as error:
+            raise StoreError(
+                f"{error}. The new key was added and no key was retired; run rotate-key "
+                "again as the agent's user"
+            ) from None
+
+    count = rotate_key_file(path, keep=keep, before_retiring=reencrypt_state)
     print(f"added a new primary key to {path}: {count} keys, the first encrypts", file=out)
     try:
         republished = _republish(config, TokenCipher.from_file(path), timeout=timeout)

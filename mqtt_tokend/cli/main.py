@@ -267,7 +267,7 @@ COMMANDS = (
         lambda a: {
             "duration": a.duration,
             "token_lifetime": a.token_lifetime,
-            "private_broker": a.private_broker,
+            "shared_broker": a.shared_broker,
             "state_dir": Path(a.state_dir) if a.state_dir else None,
         },
         config=False,
@@ -283,7 +283,18 @@ COMMANDS = (
             ),
             _flag(
                 "--private-broker",
-                "start a private Mosquitto even if one listens on 127.0.0.1:1883",
+                "a private Mosquitto on a free port (the default; kept for old scripts)",
+            ),
+            Option(
+                ("--shared-broker",),
+                {
+                    "nargs": "?",
+                    "const": "127.0.0.1:1883",
+                    "metavar": "HOST:PORT",
+                    "help": "use this running broker (default 127.0.0.1:1883) under a base "
+                    "topic and discovery prefix of the demo's own; everything retained is "
+                    "removed on exit",
+                },
             ),
             Option(("--state-dir",), {"help": "keep the demo's files here (default: a temp dir)"}),
         ),

@@ -144,6 +144,17 @@ def _assess(
     observation: Observation, *, now: float, check_interval: float, config_path: str | None
 ) -> Verdict:
     health, online = observation.health, observation.online
+    if not observation.broker_reachable:
+        # Consumers get their token from the broker: unreachable, nobody gets one, whatever
+        # the agent's status file says (it may be the agent that cannot reach it either).
+        where = config_path or "the configuration"
+        return Verdict(
+            ExitCode.CRITICAL,
+            "cannot reach the MQTT broker, so no consumer can get a token",
+            notices.BROKER_UNREACHABLE,
+            "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
+            f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}",
+        )
     if online is False:
         return Verdict(
             ExitCode.CRITICAL,
@@ -224,9 +235,8 @@ def observe(config: Config, *, timeout: float) -> Observation:
         with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
             retained = session.retained([topics.health, topics.availability], timeout=timeout)
     except BrokerError as err:
-        health, problem = _status_file(config)
-        note = f"{err}; " + (problem or "judged from the agent's status file")
-        return Observation(health, None, broker_reachable=False, note=one_line(note))
+        health, _problem = _status_file(config)
+        return Observation(health, None, broker_reachable=False, note=one_line(str(err)))
     availability = retained.get(topics.availability)
     online = wire.availability(availability.payload if availability else None)
     record = retained.get(topics.health)

@@ -30,12 +30,24 @@ class ExitCode(IntEnum):
     UNKNOWN = 3
 
 
+INSTALLED_CONFIG = "/etc/mqtt-tokend/config.toml"
+
+
+def auth_command(config_path: str | None) -> str:
+    """The login command for this config. An installed Pi (a config in /etc/mqtt-tokend) has
+    /usr/local/bin/mqtt-tokend, which runs it as the agent's user with the installed config."""
+    if config_path == INSTALLED_CONFIG:
+        return "sudo mqtt-tokend auth"
+    config = f" --config {config_path}" if config_path else ""
+    sudo = "sudo " if config_path and config_path.startswith("/etc/mqtt-tokend/") else ""
+    return f"{sudo}mqtt-tokend{config} auth"
+
+
 def auth_instructions(config_path: str | None) -> str:
     """What a person runs to log in again."""
-    config = f" --config {config_path}" if config_path else ""
     return (
         "Spotify needs you to log in again. On the Pi run: "
-        f"mqtt-tokend{config} auth  (open the printed URL on any device, approve, and paste "
+        f"{auth_command(config_path)}  (open the printed URL on any device, approve, and paste "
         "the address you are sent to back into the terminal). The agent picks up the new "
         "login by itself."
     )
@@ -57,6 +69,7 @@ class Health:
     reauth_by: float | None = None
     login_topic: str | None = None  # where the offered login's URL is, while one is
     player: dict[str, Any] | None = None
+    retry_after_until: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object published on `<base>/health` and written to the status file."""
@@ -74,6 +87,7 @@ class Health:
             "login_pending": self.login_topic is not None,
             "login_topic": self.login_topic,
             "player": self.player,
+            "retry_after_until": _seconds(self.retry_after_until),
             "version": __version__,
         }
 
@@ -129,3 +143,26 @@ def reauth_warnings_due(
         (days for days in warn_days if days not in sent and now >= reauth_by - days * DAY),
         reverse=True,
     )
+
+
+# Spotify's Retry-After is honoured up to one hour. An access token lives an hour, so a longer
+# wait would leave consumers without a token for longer than any refresh failure does, and a
+# person reading health could not tell a rate limit from a dead agent. One refresh call an hour
+# is still far below any rate Spotify limits; if the limit holds, the next 429 sets a new hour.
+RETRY_AFTER_CAP = 3600.0
+
+
+def retry_after_until(now: float, retry_after: float) -> float:
+    """When a Retry-After of `retry_after` seconds (capped at RETRY_AFTER_CAP) ends."""
+    return now + min(max(0.0, retry_after), RETRY_AFTER_CAP)
+
+
+def retry_after_left(until: float | None, now: float) -> float | None:
+    """Seconds still to wait for a Retry-After ending at `until` (kept across a restart).
+
+    None once it has ended; a stored end further off than the cap (a clock set back, or a
+    record from a version with a longer cap) is cut to the cap.
+    """
+    if until is None or until <= now:
+        return None
+    return min(until - now, RETRY_AFTER_CAP)

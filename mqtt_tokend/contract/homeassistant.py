@@ -2,18 +2,28 @@
 
 Pure functions, no I/O. The agent publishes `discovery_messages(...)` retained at QoS 1 on
 connect and again whenever Home Assistant announces itself (`is_birth`); `removal_messages`
-takes the device away again. Entities read `<base>/health`, `<base>/alert` and
-`<base>/availability` and write `<base>/request/refresh` and `<base>/request/auth`; none
-ever references the token topics.
+takes the device away again. Entities read `<base>/health`, `<base>/login`, `<base>/alert`
+and `<base>/availability` and write `<base>/request/refresh`, `<base>/request/check` and
+`<base>/request/auth`; none ever references the token topics.
 
-Choices checked against Home Assistant 2024.1 (and 2025.4):
+Choices checked against a real Home Assistant 2026.2 (and 2024.1):
 
 * per-component topics `<prefix>/<component>/<node_id>/<key>/config`, understood by every
-  release; an explicit `object_id` so entity ids are predictable
-  (`sensor.lofi_pi_spotify_token_state`);
+  release; predictable entity ids (`sensor.lofi_pi_spotify_token_state`) through
+  `default_entity_id` (2025.10 and later) and `object_id` (what older releases read). When
+  both are sent, 2025.10+ takes `default_entity_id` and logs no deprecation (it warns only
+  about an `object_id` sent alone); 2026.4 stops reading `object_id`, older releases drop the
+  unknown `default_entity_id` (discovery removes extra keys). zigbee2mqtt sends both too;
 * health-driven entities set `expire_after`, so a stuck agent turns them unavailable even
   when no Last Will fires; the alert event entity has no availability, so the redundant
   health check's `agent_dead` still arrives while the agent is offline;
+* the `Agent` connectivity sensor reads the availability topic itself (no availability of
+  its own): `on` while the agent says `online`, `off` as soon as its Last Will (or its clean
+  shutdown) says `offline`, never `unavailable` for that. An automation waits for it to be
+  `off`; a stuck agent that keeps its connection is left to `expire_after` and to the
+  health check's `agent_dead` alert (one MQTT entity has one state topic: it cannot also
+  time out the health record without turning `unavailable`);
+* the token state shows readable names (`OK`, `Login required`, ...), the enum's options;
 * timestamps: the health record holds Unix seconds; the templates turn them into ISO 8601
   with a time zone, and a null into `None` (unknown);
 * the login text entity takes at most 255 characters, Home Assistant's limit for any state
@@ -43,10 +53,22 @@ EXPIRE_MARGIN = 60.0  # seconds on top of two health checks before entities turn
 TEXT_MAX = 255  # Home Assistant's MAX_LENGTH_STATE_STATE: the largest `max` a text accepts
 PROBLEM_STATES = (State.AUTH_REQUIRED, State.ERROR, State.DEGRADED)
 OTHER_EVENT = "other"  # alert events this release does not know yet still reach automations
-LOGIN_NEEDED = "login needed"
-LOGIN_OK = "ok"
+# What Home Assistant shows for each health state; the token state sensor's enum options.
+STATE_NAMES = {
+    State.STARTING: "Starting",
+    State.OK: "OK",
+    State.RETRYING: "Retrying",
+    State.DEGRADED: "Degraded",
+    State.AUTH_REQUIRED: "Login required",
+    State.ERROR: "Error",
+}
+LOGIN_NEEDED = STATE_NAMES[State.AUTH_REQUIRED]
+LOGIN_OK = STATE_NAMES[State.OK]
 REFRESH_PAYLOAD = json.dumps({"reason": "home_assistant"})
-STATE_OPTIONS = tuple(s.value for s in State)  # the token state sensor's enum options
+CHECK_PAYLOAD = REFRESH_PAYLOAD
+STATE_OPTIONS = tuple(STATE_NAMES[s] for s in State)  # the token state sensor's enum options
+# The device's "Visit" link in Home Assistant: the project's README.
+README_URL = "https://github.com/mqtt-tokend/mqtt-tokend#readme"
 EVENT_TYPES = (*EVENTS, OTHER_EVENT)  # the alert event entity's event types
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -102,7 +124,15 @@ def _quoted(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
-STATE_TEMPLATE = "{{ value_json.get('state') }}"
+STATE_TEMPLATE = (
+    "{% set names = "
+    + json.dumps({s.value: name for s, name in STATE_NAMES.items()}, sort_keys=True)
+    + " %}{{ names.get(value_json.get('state'), 'None') }}"
+)
+STATE_ATTRIBUTES_TEMPLATE = (
+    "{{ {'state': value_json.get('state'), 'message': value_json.get('message'), "
+    "'instructions': value_json.get('instructions')} | to_json }}"
+)
 FAILURES_TEMPLATE = "{{ value_json.get('consecutive_failures') | int(0) }}"
 PROBLEM_TEMPLATE = (
     "{{ 'ON' if value_json.get('state') in "
@@ -146,6 +176,8 @@ def _entities(topics: Topics, *, expire_after: int) -> list[tuple[str, str, dict
                 "device_class": "enum",
                 "options": list(STATE_OPTIONS),
                 "value_template": STATE_TEMPLATE,
+                "json_attributes_topic": topics.health,
+                "json_attributes_template": STATE_ATTRIBUTES_TEMPLATE,
                 "icon": "mdi:key-chain",
             },
         ),
@@ -190,6 +222,17 @@ def _entities(topics: Topics, *, expire_after: int) -> list[tuple[str, str, dict
             },
         ),
         (
+            "binary_sensor",
+            "agent",
+            {
+                "name": "Agent",
+                "device_class": "connectivity",
+                "state_topic": topics.availability,
+                "payload_on": ONLINE,
+                "payload_off": OFFLINE,
+            },
+        ),
+        (
             "button",
             "force_refresh",
             {
@@ -199,6 +242,18 @@ def _entities(topics: Topics, *, expire_after: int) -> list[tuple[str, str, dict
                 "qos": 1,
                 "retain": False,
                 "icon": "mdi:refresh",
+            },
+        ),
+        (
+            "button",
+            "check_now",
+            {
+                "name": "Check now",
+                "command_topic": topics.request("check"),
+                "payload_press": CHECK_PAYLOAD,
+                "qos": 1,
+                "retain": False,
+                "icon": "mdi:stethoscope",
             },
         ),
         (
@@ -234,7 +289,7 @@ def _entities(topics: Topics, *, expire_after: int) -> list[tuple[str, str, dict
 
 
 # Entities that stay available while the agent is offline (see the module docstring).
-_NO_AVAILABILITY = frozenset({"alert"})
+_NO_AVAILABILITY = frozenset({"alert", "agent"})
 
 
 def _config_topic(discovery_prefix: str, component: str, node_id: str, key: str) -> str:
@@ -258,6 +313,7 @@ def discovery_messages(
     expire_after: int,
     node_id: str | None = None,
     support_url: str | None = None,
+    configuration_url: str = README_URL,
 ) -> list[tuple[str, str]]:
     """(topic, JSON payload) for every entity; publish each retained at QoS 1."""
     if expire_after <= 0:
@@ -271,6 +327,7 @@ def discovery_messages(
         "manufacturer": MANUFACTURER,
         "model": MODEL,
         "sw_version": version,
+        "configuration_url": configuration_url,
     }
     origin = {"name": ORIGIN_NAME, "sw_version": version}
     if support_url:
@@ -282,9 +339,11 @@ def discovery_messages(
     }
     messages = []
     for component, key, config in _entities(topics, expire_after=expire_after):
+        object_id = f"{_slug(name)}_{key}"
         payload = config | {
             "unique_id": f"mqtt_tokend_{node}_{key}",
-            "object_id": f"{_slug(name)}_{key}",
+            "default_entity_id": f"{component}.{object_id}",
+            "object_id": object_id,  # for releases before 2025.10 (see the module docstring)
             "device": device,
             "origin": origin,
         }

@@ -21,6 +21,7 @@ class AlertEvent(StrEnum):
     CLIENT_REJECTED = "client_rejected"
     AUTH_FAILED = "auth_failed"  # a login pasted over MQTT was refused
     ERROR = "error"  # the agent reports an error a retry has not cleared
+    BROKER_UNREACHABLE = "broker_unreachable"  # by `health-check`: no consumer can get a token
 
 
 AUTH_REQUIRED = AlertEvent.AUTH_REQUIRED
@@ -31,6 +32,7 @@ TOKEN_EXPIRED = AlertEvent.TOKEN_EXPIRED
 CLIENT_REJECTED = AlertEvent.CLIENT_REJECTED
 AUTH_FAILED = AlertEvent.AUTH_FAILED
 ERROR = AlertEvent.ERROR
+BROKER_UNREACHABLE = AlertEvent.BROKER_UNREACHABLE
 EVENTS = tuple(event.value for event in AlertEvent)  # plain strings, for templates and schemas
 
 

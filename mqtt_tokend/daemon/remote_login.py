@@ -68,7 +68,10 @@ class RemoteLogin:
     def finish(self, payload: bytes) -> dict[str, Any]:
         """Complete the offered login with the redirect URL; return the user's profile."""
         if self._pending is None:
-            raise InputError("no login is pending: the agent is logged in")
+            raise InputError(
+                "no login is pending: the agent is logged in (a login address pasted again "
+                "was already used)"
+            )
         if len(payload) > MAX_REDIRECT_BYTES:
             raise InputError("the pasted text is too long to be a redirect URL")
         try:
@@ -79,7 +82,10 @@ class RemoteLogin:
         if self._now() - pending.created_at > auth.PENDING_MAX_AGE:
             self.offer()  # a fresh URL for whoever may see it
             raise InputError("that login is too old: open the newest login link and try again")
-        code = auth.code_from_redirect(text, expected_state=pending.state, bare_code=False)
+        used = self._store.load_session().get("used_login")
+        code = auth.code_from_redirect(
+            text, expected_state=pending.state, used_state=used, bare_code=False
+        )
         self._pending = None  # this offer is used up, whatever Spotify says about the code
         try:
             return auth.complete(

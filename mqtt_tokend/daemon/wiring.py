@@ -11,8 +11,9 @@ import socket
 import threading
 from types import FrameType
 
-from mqtt_tokend.adapters import logsafe
+from mqtt_tokend.adapters import logsafe, systemd
 from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.lock import StateDirLock
 from mqtt_tokend.adapters.mqtt import MqttLink, describe
 from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import TokenStore
@@ -34,6 +35,7 @@ from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks
 from mqtt_tokend.daemon.token_files import TokenFiles
+from mqtt_tokend.errors import ConfigError, CryptoError
 
 _LOG = logging.getLogger(__name__)
 
@@ -121,13 +123,21 @@ def build_agent(
 def serve(config: Config) -> int:
     """Run the agent in the foreground until SIGTERM or SIGINT; return the exit status."""
     logsafe.remember(config.spotify.client_secret, config.mqtt.password)
-    cipher = TokenCipher.from_file(config.agent.key_file)
+    try:
+        cipher = TokenCipher.from_file(config.agent.key_file)
+    except CryptoError as err:  # a missing or unusable key file is configuration: exit 78
+        raise ConfigError(str(err)) from None
     logsafe.remember(*(line.strip() for line in config.agent.key_file.read_text().splitlines()))
     store = TokenStore(config.agent.state_dir, cipher=cipher)
     store.ensure_dir()
+    lock = StateDirLock(config.agent.state_dir)
+    lock.acquire()  # before anything is published or refreshed: one agent per state directory
     clock = SystemClock()
     topics = Topics(config.mqtt.base_topic)
-    inbox: queue.Queue[InboxItem] = queue.Queue()
+    watchdog = systemd.watchdog_interval()
+    inbox: queue.Queue[InboxItem] = (
+        queue.Queue() if watchdog is None else systemd.HeartbeatQueue(watchdog)
+    )
 
     def on_message(message: Message) -> None:
         inbox.put(Request(message=message, received=clock.monotonic()))
@@ -161,10 +171,13 @@ def serve(config: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
     _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
     link.start()
+    systemd.ready(f"serving {topics.base}")
     try:
         agent.run()
     finally:
+        systemd.stopping()
         link.stop(last=agent.final_messages())
         spotify.close()
+        lock.release()
         _LOG.info("stopped")
     return 0

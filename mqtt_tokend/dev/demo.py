@@ -1,8 +1,11 @@
 """`mqtt-tokend demo`: the whole product, live, against the built-in Spotify emulator.
 
-Starts the emulator with a short token lifetime, uses the local broker (or a private
-Mosquitto), logs in through the real `auth` command, runs the real agent as a subprocess,
-and prints what appears on the broker as it happens.
+Starts the emulator with a short token lifetime and a private Mosquitto (or, with
+--shared-broker, the local one under a base topic and discovery prefix of its own), logs in
+through the real `auth` command, runs the real agent as a subprocess, and prints what appears
+on the broker as it happens. It leaves no trace: the private broker goes with its temporary
+directory, and on a shared broker every retained message it published is removed on exit
+(Home Assistant never sees its device: the discovery prefix is not one Home Assistant reads).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +31,17 @@ from mqtt_tokend.adapters.crypto import TokenCipher, write_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.consumer import decode_token
+from mqtt_tokend.contract.homeassistant import removal_messages
 from mqtt_tokend.contract.messages import Message
-from mqtt_tokend.contract.topics import ONLINE, Topics
+from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, port_open
 from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from mqtt_tokend.errors import TokendError
 
 LOCAL_BROKER = ("127.0.0.1", 1883)
 BASE_TOPIC = "lofi/spotify"
-SPARE_BASE_TOPIC = "lofi/spotify-demo"  # when a real agent already owns lofi/spotify
+SHARED_BASE_TOPIC = "mqtt-tokend-demo/{run}/spotify"  # on a shared broker: never a real agent's
+SHARED_DISCOVERY_PREFIX = "mqtt-tokend-demo/{run}/discovery"  # not Home Assistant's prefix
 STOP_TIMEOUT = 10.0
 
 
@@ -51,6 +57,7 @@ class Broker:
     port: int
     base_topic: str
     private: bool
+    discovery_prefix: str = "homeassistant"
 
 
 def write_demo_config(
@@ -71,6 +78,9 @@ host = "{broker.host}"
 port = {broker.port}
 base_topic = "{broker.base_topic}"
 
+[homeassistant]
+discovery_prefix = "{broker.discovery_prefix}"
+
 [agent]
 state_dir = "state"
 key_file = "fernet.key"
@@ -84,25 +94,53 @@ min_refresh_interval = 1
     return path
 
 
-def _agent_online(host: str, port: int, base_topic: str) -> bool:
-    topic = Topics(base_topic).availability
-    try:
-        with oneshot(MqttConfig(host=host, port=port), timeout=2.0, purpose="demo") as session:
-            found = session.retained([topic], timeout=2.0).get(topic)
-    except TokendError:
-        return False
-    return found is not None and found.payload == ONLINE.encode()
+def parse_broker(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `PORT` or `HOST` (port 1883) for --shared-broker."""
+    host, separator, port = text.rpartition(":")
+    if not separator:
+        host, port = (LOCAL_BROKER[0], text) if text.isdigit() else (text, "1883")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise TokendError(f"--shared-broker {text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host or LOCAL_BROKER[0], int(port)
 
 
 @contextlib.contextmanager
-def _broker(workdir: Path, *, private: bool) -> Iterator[Broker]:
-    host, port = LOCAL_BROKER
-    if not private and port_open(host, port):
-        base = SPARE_BASE_TOPIC if _agent_online(host, port, BASE_TOPIC) else BASE_TOPIC
-        yield Broker(host, port, base, private=False)
+def _broker(workdir: Path, *, shared: tuple[str, int] | None) -> Iterator[Broker]:
+    if shared is None:
+        with PrivateMosquitto(workdir / "broker") as mosquitto:
+            yield Broker(mosquitto.host, mosquitto.port, BASE_TOPIC, private=True)
         return
-    with PrivateMosquitto(workdir / "broker") as mosquitto:
-        yield Broker(mosquitto.host, mosquitto.port, BASE_TOPIC, private=True)
+    host, port = shared
+    if not port_open(host, port):
+        raise TokendError(f"no broker listens on {host}:{port} (leave out --shared-broker)")
+    run = uuid.uuid4().hex[:8]
+    yield Broker(
+        host,
+        port,
+        SHARED_BASE_TOPIC.format(run=run),
+        private=False,
+        discovery_prefix=SHARED_DISCOVERY_PREFIX.format(run=run),
+    )
+
+
+def retained_topics(base_topic: str, discovery_prefix: str) -> list[str]:
+    """Every topic on which an agent may leave a retained message: its own tree and its Home
+    Assistant discovery configs (an empty retained message on those removes the device)."""
+    topics = Topics(base_topic)
+    ours = [topics.availability, topics.token, topics.token_app, topics.health, topics.devices]
+    ours.append(f"{base_topic}/login")
+    removals = removal_messages(base_topic=base_topic, discovery_prefix=discovery_prefix)
+    return ours + [topic for topic, _payload in removals]
+
+
+def clear_retained(mqtt: MqttConfig, base_topic: str, discovery_prefix: str) -> int:
+    """Remove an agent's retained messages and Home Assistant device from the broker (the demo
+    on exit, the installer's --uninstall --purge); returns how many topics were cleared."""
+    topics = retained_topics(base_topic, discovery_prefix)
+    with oneshot(mqtt, timeout=5.0, purpose="cleanup") as session:
+        for topic in topics:
+            session.publish(topic, b"", retain=True)
+    return len(topics)
 
 
 def _cli(config: Path) -> list[str]:
@@ -204,7 +242,7 @@ def run_demo(
     *,
     duration: float | None,
     token_lifetime: float = 20.0,
-    private_broker: bool = False,
+    shared_broker: str | None = None,
     state_dir: Path | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
@@ -217,9 +255,11 @@ def run_demo(
     try:
         with (
             SpotifyEmulator(token_lifetime=token_lifetime) as emulator,
-            _broker(workdir, private=private_broker) as broker,
+            _broker(
+                workdir, shared=parse_broker(shared_broker) if shared_broker else None
+            ) as broker,
         ):
-            where = "a private Mosquitto" if broker.private else "the local Mosquitto"
+            where = "a private Mosquitto" if broker.private else "the shared Mosquitto"
             print(
                 f"{_stamp()}  Spotify emulator at {emulator.url} "
                 f"(tokens live {token_lifetime:g} s)",
@@ -238,8 +278,19 @@ def run_demo(
             )
             login(config, out)
             narrator = Narrator(broker.base_topic, TokenCipher.from_file(key_file), out)
-            with narrator.watching(broker):
-                _run_agent(config, broker, duration, stop, out)
+            try:
+                with narrator.watching(broker):
+                    _run_agent(config, broker, duration, stop, out)
+            finally:
+                if not broker.private:
+                    mqtt = MqttConfig(host=broker.host, port=broker.port)
+                    clear_retained(mqtt, broker.base_topic, broker.discovery_prefix)
+                    print(
+                        f"{_stamp()}  removed the demo's retained messages from "
+                        f"{broker.host}:{broker.port}",
+                        file=out,
+                        flush=True,
+                    )
     except KeyboardInterrupt:
         pass
     finally:

@@ -167,6 +167,43 @@ def stop_broker(broker: Broker) -> None:
             broker.process.wait(timeout=WAIT)
 
 
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frozen copy of the repository: the installer builds what it runs from, and other
+    people edit the working tree while these tests run."""
+    target = tmp_path_factory.mktemp("repo") / "mqtt-tokend"
+    shutil.copytree(
+        REPO,
+        target,
+        ignore=shutil.ignore_patterns(
+            ".git", "tests", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".venv"
+        ),
+    )
+    return target
+
+
+INSTALLER_TIMEOUT = 300  # the venv run downloads the dependencies once per machine
+
+
+def run_installer(
+    snapshot: Path, root: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """deploy/setup_auto_tokens.sh --root ROOT ARGS, from the snapshot, without any broker
+    password in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_MQTT_PASSWORD")}
+    result = subprocess.run(
+        ["bash", str(snapshot / "deploy" / "setup_auto_tokens.sh"), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=INSTALLER_TIMEOUT,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, f"installer failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
 @pytest.fixture
 def broker_dir() -> Iterator[Path]:
     """A scratch directory Mosquitto can read after dropping root (pytest's tmp is 0700)."""
@@ -213,6 +250,7 @@ class Peer:
         *,
         protocol: int = 5,
         tls_ca: Path | None = None,
+        client_id: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
 
@@ -221,7 +259,7 @@ class Peer:
         self.username = username
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{username or 'anonymous'}-{uuid.uuid4().hex[:8]}",
+            client_id=client_id or f"{username or 'anonymous'}-{uuid.uuid4().hex[:8]}",
             protocol=version,
         )
         if username is not None:

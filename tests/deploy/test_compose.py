@@ -136,7 +136,8 @@ def test_dockerignore_lets_in_what_the_wheel_is_built_from() -> None:
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     needed = {"pyproject.toml", project["project"]["readme"]}
-    needed |= {p.split(".")[0] for p in project["tool"]["setuptools"]["packages"]}
+    included = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    needed |= {pattern.rstrip("*").split(".")[0] for pattern in included}
     assert needed <= allowed
     for name in needed:
         assert Path(REPO / name).exists()

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, REPO
+from mqtt_tokend.contract.health import auth_command
+from tests.deploy.conftest import DEPLOY, INSTALLER_TIMEOUT, run_installer
 
-INSTALLER_TIMEOUT = 300  # the venv run downloads the dependencies once per machine
-NEXT_STEP = (
-    "sudo -u mqtt-tokend /opt/mqtt-tokend/venv/bin/mqtt-tokend"
-    " --config /etc/mqtt-tokend/config.toml auth"
-)
+NEXT_STEP = "sudo mqtt-tokend auth"
 UNITS = [
     "lofi-pi-token-manager.service",
     "lofi-pi-token-manager@.service",
@@ -35,43 +32,12 @@ HOST_PATHS = [
     "/etc/cron.d/mqtt-tokend",
     "/etc/mosquitto/conf.d/mqtt-tokend.conf",
     "/etc/mosquitto/mqtt-tokend",
+    "/usr/local/bin/mqtt-tokend",
     *(f"/etc/systemd/system/{unit}" for unit in UNITS),
 ]
 have_mosquitto = pytest.mark.skipif(
     shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed"
 )
-
-
-@pytest.fixture(scope="module")
-def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A frozen copy of the repository: the installer builds what it runs from, and other
-    people edit the working tree while these tests run."""
-    target = tmp_path_factory.mktemp("repo") / "mqtt-tokend"
-    shutil.copytree(
-        REPO,
-        target,
-        ignore=shutil.ignore_patterns(
-            ".git", "tests", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".venv"
-        ),
-    )
-    return target
-
-
-def run_installer(
-    snapshot: Path, root: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_MQTT_PASSWORD")}
-    result = subprocess.run(
-        ["bash", str(snapshot / "deploy" / "setup_auto_tokens.sh"), "--root", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=INSTALLER_TIMEOUT,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, f"installer failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def manifest(root: Path) -> dict[str, tuple[object, ...]]:
@@ -119,10 +85,10 @@ def test_staged_install_lays_out_everything_with_tight_modes(
     result = run_installer(snapshot, root, "--no-venv")
     assert host_state() == before, "--root must not touch the host"
 
-    assert mode(root / "etc/mqtt-tokend") == 0o750
+    assert mode(root / "etc/mqtt-tokend") == 0o751
     assert mode(root / "var/lib/mqtt-tokend") == 0o700
     key = root / "etc/mqtt-tokend/fernet.key"
-    assert mode(key) == 0o640
+    assert mode(key) == 0o440
     assert_fernet_key(key.read_text())
 
     config = root / "etc/mqtt-tokend/config.toml"
@@ -261,6 +227,26 @@ def test_full_install_with_venv_twice_leaves_the_identical_tree(
         timeout=60,
     )
     assert imported.stdout.strip()
+
+    # The printed login command, `sudo mqtt-tokend auth`, through the installed wrapper: it
+    # reaches the venv's binary with the installed config (here as this user, the staged
+    # install's stand-in for mqtt-tokend; --help so nothing touches the host's /var/lib).
+    printed = auth_command("/etc/mqtt-tokend/config.toml").split()
+    assert printed == ["sudo", "mqtt-tokend", "auth"]
+    wrapper = subprocess.run(
+        [str(root / "usr/local/bin" / printed[1]), *printed[2:], "--help"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "MQTT_TOKEND_ROOT": str(root),
+            "MQTT_TOKEND_SERVICE_USER": pwd.getpwuid(os.getuid()).pw_name,
+        },
+        timeout=60,
+        check=False,
+    )
+    assert wrapper.returncode == 0, wrapper.stderr
+    assert "usage: mqtt-tokend auth" in wrapper.stdout
     assert_fernet_key((root / "etc/mqtt-tokend/fernet.key").read_text())
     leftovers = [p.name for p in snapshot.iterdir() if p.name == "build" or p.suffix == ".egg-info"]
     assert leftovers == [], "the installer builds from a copy, never in the repository"
@@ -269,7 +255,7 @@ def test_full_install_with_venv_twice_leaves_the_identical_tree(
 HOST_SIMULATION = r"""
 set -euo pipefail
 layers=$1 installer=$2
-for dir in etc var opt; do
+for dir in etc var opt usr/local; do
     mkdir -p "$layers/$dir/upper" "$layers/$dir/work"
     mount -t overlay overlay \
         -o "lowerdir=/$dir,upperdir=$layers/$dir/upper,workdir=$layers/$dir/work" "/$dir" || exit 99
@@ -280,6 +266,21 @@ done
 stat -c '%n %U:%G %a' /etc/mqtt-tokend /etc/mqtt-tokend/fernet.key \
     /etc/mqtt-tokend/config.toml /etc/mqtt-tokend/mqtt_password /var/lib/mqtt-tokend \
     /etc/mosquitto/mqtt-tokend/passwd /etc/mosquitto/mqtt-tokend/acl >"$layers/modes"
+# A consumer in the key group reads the key and nothing else of /etc/mqtt-tokend.
+useradd --system --no-create-home lofi-test-player
+usermod -aG mqtt-tokend-key lofi-test-player
+as_player() { setpriv --reuid=lofi-test-player --regid=lofi-test-player --init-groups "$@"; }
+for file in fernet.key config.toml mqtt_password; do
+    if as_player cat "/etc/mqtt-tokend/$file" >/dev/null 2>&1; then r=yes; else r=no; fi
+    echo "$file $r" >>"$layers/player"
+done
+# The wrapper on PATH runs the venv's binary as the agent's user with the installed config.
+mkdir -p /opt/mqtt-tokend/venv/bin
+printf '#!/bin/sh\necho "$(id -un) $*"\ntouch /var/lib/mqtt-tokend/written-by-auth\n' \
+    >/opt/mqtt-tokend/venv/bin/mqtt-tokend
+chmod 755 /opt/mqtt-tokend/venv/bin/mqtt-tokend
+PATH=/usr/local/bin:$PATH mqtt-tokend auth >"$layers/wrapper" 2>&1
+stat -c '%U' /var/lib/mqtt-tokend/written-by-auth >>"$layers/wrapper"
 "$installer" --uninstall --purge >"$layers/purge.log" 2>&1
 if id -u mqtt-tokend >/dev/null 2>&1; then echo "user still there" >>"$layers/purge.log"; fi
 """
@@ -323,13 +324,18 @@ def test_host_install_in_a_private_mount_namespace(snapshot: Path, tmp_path: Pat
         "mosquitto:mosquitto" if "mosquitto" in {p.pw_name for p in pwd.getpwall()} else "root:root"
     )
     assert modes == {
-        "/etc/mqtt-tokend": "root:mqtt-tokend 750",
-        "/etc/mqtt-tokend/fernet.key": "root:mqtt-tokend 640",
+        "/etc/mqtt-tokend": "root:mqtt-tokend 751",
+        "/etc/mqtt-tokend/fernet.key": "mqtt-tokend:mqtt-tokend-key 440",
         "/etc/mqtt-tokend/config.toml": "root:mqtt-tokend 640",
         "/etc/mqtt-tokend/mqtt_password": "mqtt-tokend:mqtt-tokend 600",
         "/var/lib/mqtt-tokend": "mqtt-tokend:mqtt-tokend 700",
         "/etc/mosquitto/mqtt-tokend/passwd": f"{broker} 600",
         "/etc/mosquitto/mqtt-tokend/acl": f"root:{broker.split(':')[1]} 640",
     }
+    player = dict(line.split() for line in (tmp_path / "player").read_text().splitlines())
+    assert player == {"fernet.key": "yes", "config.toml": "no", "mqtt_password": "no"}
+    assert (tmp_path / "wrapper").read_text() == (
+        "mqtt-tokend --config /etc/mqtt-tokend/config.toml auth\nmqtt-tokend\n"
+    )
     assert "purged mqtt-tokend" in logs["purge"]
     assert "user still there" not in logs["purge"]

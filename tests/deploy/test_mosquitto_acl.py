@@ -74,6 +74,7 @@ READS = {
     f"{BASE}/health": {"lofi-player": True, "homeassistant": True},
     f"{BASE}/devices": {"lofi-player": False, "homeassistant": True},
     f"{BASE}/alert": {"lofi-player": False, "homeassistant": True},
+    f"{BASE}/login": {"lofi-player": False, "homeassistant": True},
     f"{BASE}/response/refresh": {"lofi-player": True, "homeassistant": True},
     f"{BASE}/response/auth": {"lofi-player": True, "homeassistant": True},
     "homeassistant/sensor/lofi_spotify/state/config": {"lofi-player": False, "homeassistant": True},
@@ -116,6 +117,7 @@ WRITES = {
     f"{BASE}/health": {"lofi-player": False, "homeassistant": False, STRANGER: False},
     f"{BASE}/availability": {"lofi-player": False, "homeassistant": False, STRANGER: False},
     f"{BASE}/response/refresh": {"lofi-player": False, "homeassistant": False, STRANGER: False},
+    f"{BASE}/login": {"lofi-player": False, "homeassistant": False, STRANGER: False},
     "homeassistant/status": {"lofi-player": False, "homeassistant": True, STRANGER: False},
 }
 WRITE_CASES = [
@@ -177,20 +179,21 @@ def test_spoofed_token_from_the_player_never_replaces_the_real_one(
     peers: Connect, protocol: int
 ) -> None:
     """The player publishes a retained fake token: MQTT 5 gets 'not authorized', MQTT 3.1.1 is
-    dropped silently. Either way no subscriber sees it and the retained token stays the agent's."""
+    dropped silently. Either way no subscriber sees it and the retained token stays the agent's.
+    (The agent watches: the broker lets one connection per account, see the client id tests.)"""
     agent = connected(peers, "mqtt-tokend")
     agent.publish(f"{BASE}/token", TOKEN, retain=True)
-    watcher = connected(peers, "lofi-player")
-    watcher.subscribe(f"{BASE}/token", f"{BASE}/health")
-    watcher.wait_for(f"{BASE}/token", TOKEN)
+    agent.subscribe(f"{BASE}/token", f"{BASE}/health")
+    agent.wait_for(f"{BASE}/token", TOKEN)
 
     spoofer = connected(peers, "lofi-player", protocol=protocol)
     code = spoofer.publish(f"{BASE}/token", b"gAAAAAB-spoofed", retain=True)
     if protocol == 5:
         assert code == NOT_AUTHORIZED
     agent.publish(f"{BASE}/health", b"sentinel")
-    watcher.wait_for(f"{BASE}/health", b"sentinel")
-    assert watcher.payloads(f"{BASE}/token") == [TOKEN]
+    agent.wait_for(f"{BASE}/health", b"sentinel")
+    assert agent.payloads(f"{BASE}/token") == [TOKEN]
+    spoofer.close()
 
     late = connected(peers, "lofi-player")
     late.subscribe(f"{BASE}/token")
@@ -424,3 +427,75 @@ def test_tls_listener_applies_the_same_users_and_acl(broker_dir: Path) -> None:
         for peer in peers:
             peer.close()
         stop_broker(started)
+
+
+def test_player_never_receives_the_retained_pending_login(peers: Connect) -> None:
+    """The login URL carries the pending login's state: retained on <base>/login, the player
+    subscribing to the whole tree gets everything it may read, never that."""
+    agent = connected(peers, "mqtt-tokend")
+    login = b'{"url": "https://accounts.spotify.com/authorize?state=s3cret"}'
+    agent.publish(f"{BASE}/login", login, retain=True)
+    agent.publish(f"{BASE}/health", b'{"state": "auth_required"}', retain=True)
+    player = connected(peers, "lofi-player")
+    assert all(not code.is_failure for code in player.subscribe(f"{BASE}/#"))  # type: ignore[attr-defined]
+    player.wait_for(f"{BASE}/health", b'{"state": "auth_required"}')
+    ha = connected(peers, "homeassistant")
+    ha.subscribe(f"{BASE}/login")
+    ha.wait_for(f"{BASE}/login", login)
+    agent.publish(f"{BASE}/availability", b"sentinel")
+    player.wait_for(f"{BASE}/availability", b"sentinel")
+    assert f"{BASE}/login" not in player.topics()
+
+
+def test_a_stranger_reusing_the_agents_client_id_cannot_take_its_session(
+    peers: Connect,
+) -> None:
+    """The broker names each session after its account (use_username_as_clientid): another
+    account asking for the agent's client id gets a session of its own, and the agent's
+    connection is never taken over (on main the agent was disconnected each time)."""
+    agent = connected(peers, "mqtt-tokend", client_id="mqtt-tokend-pi-1a2b3c")
+    agent.subscribe(f"{BASE}/request/#")
+    disconnects: list[object] = []
+    agent.client.on_disconnect = lambda *args: disconnects.append(args)
+    for _ in range(3):
+        stranger = peers(STRANGER, client_id="mqtt-tokend-pi-1a2b3c")
+        stranger.connect()
+        stranger.close()
+    ha = connected(peers, "homeassistant")
+    assert ha.publish(f"{BASE}/request/check", b"still there?") == 0
+    agent.wait_for(f"{BASE}/request/check", b"still there?")
+    assert disconnects == []
+    assert agent.client.is_connected()
+
+
+def test_a_second_connection_of_the_same_account_replaces_the_first(peers: Connect) -> None:
+    """The other side of the client id rule: each process needs an account of its own
+    (several agents: one broker user each, as deploy/README.md says)."""
+    first = connected(peers, "lofi-player")
+    gone: list[object] = []
+    first.client.on_disconnect = lambda *args: gone.append(args)
+    connected(peers, "lofi-player")
+    deadline = time.monotonic() + WAIT
+    while not gone and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone, "the broker let two sessions share one account's client id"
+
+
+@pytest.mark.parametrize("size", [20 * 1024, 256 * 1024 + 1])
+def test_an_oversized_message_is_refused_by_the_broker(peers: Connect, size: int) -> None:
+    """max_packet_size 16384: the broker drops the sender instead of holding (and delivering)
+    a message of 256 KiB or more; the agent never receives it."""
+    agent = connected(peers, "mqtt-tokend")
+    agent.subscribe(f"{BASE}/request/#")
+    ha = connected(peers, "homeassistant")
+    dropped: list[object] = []
+    ha.client.on_disconnect = lambda *args: dropped.append(args)
+    ha.client.publish(f"{BASE}/request/auth", b"x" * size, qos=1)
+    deadline = time.monotonic() + WAIT
+    while not dropped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dropped, "the broker accepted an oversized packet"
+    writer = connected(peers, "homeassistant")
+    assert writer.publish(f"{BASE}/request/auth", b"small") == 0
+    agent.wait_for(f"{BASE}/request/auth", b"small")
+    assert agent.payloads(f"{BASE}/request/auth") == [b"small"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,8 @@ SCRIPTS = {
     DEPLOY / "setup_auto_tokens.sh": "bash",
     DEPLOY / "mosquitto" / "make_passwords.sh": "sh",  # POSIX: it also runs in busybox
     DEPLOY / "check_token_health.sh": "bash",
+    DEPLOY / "bin" / "mqtt-tokend": "sh",  # /usr/local/bin/mqtt-tokend
+    DEPLOY.parent / "scripts" / "bootstrap.sh": "bash",
 }
 
 
@@ -36,3 +39,44 @@ def test_shellcheck_is_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def source(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`. script` in bash, as scripts/demo and scripts/test do."""
+    return subprocess.run(
+        ["bash", "-c", f'. "{script}"'],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_demo_setup_installs_the_product_without_the_test_tools(tmp_path: Path) -> None:
+    """./scripts/demo's set-up (bootstrap.sh without MQTT_TOKEND_DEV) installs the runtime
+    dependencies only, saying what it does one line per step; the test extras are ./scripts/test's.
+    """
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k != "MQTT_TOKEND_DEV"}
+    env["MQTT_TOKEND_VENV"] = str(venv)
+    bootstrap = DEPLOY.parent / "scripts" / "bootstrap.sh"
+    result = source(bootstrap, env)
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stderr.splitlines() if line.startswith("[setup] ")]
+    assert steps[:2] == [
+        f"[setup] creating the virtual environment {venv}",
+        f"[setup] installing mqtt-tokend (runtime dependencies) into {venv}",
+    ]
+    listed = subprocess.run(
+        [str(venv / "bin/python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.lower()
+    installed = {line.split("==")[0] for line in listed.splitlines()}
+    assert {"paho-mqtt", "requests", "cryptography", "mqtt-tokend"} <= installed
+    assert installed.isdisjoint({"pytest", "mypy", "ruff", "hypothesis"}), installed
+    again = source(bootstrap, env)
+    assert again.returncode == 0 and "[setup]" not in again.stderr, "a second run does nothing"

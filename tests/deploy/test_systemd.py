@@ -145,3 +145,25 @@ def test_health_check_every_30_minutes_by_timer_and_by_cron() -> None:
     assert fields[:5] == ["*/30", "*", "*", "*", "*"]
     assert fields[5] == "mqtt-tokend"
     assert fields[6].startswith(f"{CLI} health-check")
+
+
+@pytest.mark.parametrize(
+    "unit", ["lofi-pi-token-manager.service", "lofi-pi-token-manager@.service"]
+)
+def test_agent_units_use_the_notify_protocol_and_the_watchdog(unit: str) -> None:
+    """READY=1 from the agent's own process, and a restart when its loop stops pinging."""
+    service = directives(unit)
+    assert service["Service.Type"] == ["notify"]
+    assert service["Service.NotifyAccess"] == ["main"]
+    assert service["Service.WatchdogSec"] == ["60s"]
+    assert service["Service.Restart"] == ["on-failure"], "a watchdog kill is a failure"
+
+
+@pytest.mark.parametrize("service", [u for u in UNITS if u.endswith(".service")])
+def test_every_service_has_a_memory_ceiling(service: str) -> None:
+    """One oversized message or a flood must not take the Pi's memory: the kernel stops the
+    unit at MemoryMax (128 MiB, against about 50 MiB in use)."""
+    unit = directives(service)
+    assert unit["Service.MemoryMax"] == ["128M"]
+    assert unit["Service.MemoryHigh"] == ["96M"]
+    assert unit["Service.MemorySwapMax"] == ["0"]

@@ -32,6 +32,7 @@ from mqtt_tokend.adapters.store import (
     TokenStore,
     read_status,
 )
+from mqtt_tokend.contract.records import SESSION_FIELDS, shape_problems
 from mqtt_tokend.errors import CryptoError, StoreError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import deep_json, depths, dumps, json_values, nested, truncations
@@ -303,7 +304,10 @@ def test_session_and_status_files_are_read_or_reported_by_name(
         before = listing(directory)
 
         record = as_record(session) if session not in (None, IS_DIR) else None
-        assert store.load_session() == (record or {})  # a bad session record starts afresh
+        usable = record is not None and not shape_problems(record, SESSION_FIELDS, ())
+        assert store.load_session() == (record if usable else {})  # a bad one starts afresh
+        if session not in (None, IS_DIR) and not usable:  # kept aside, byte for byte
+            before[f"{SESSION_FILE}.corrupt"] = before.pop(SESSION_FILE)
 
         try:
             loaded = read_status(store.state_dir)
@@ -390,4 +394,8 @@ def test_a_login_in_progress_is_well_formed_or_none(content: bytes, age: float) 
             assert T0 + age - pending.created_at <= auth.PENDING_MAX_AGE
         if content == VALID_PENDING:
             assert pending == (AUTHORIZATION if age <= auth.PENDING_MAX_AGE else None)
-        assert listing(directory) == before
+        after = listing(directory)
+        if after != before:  # an unusable login in progress is kept aside, byte for byte
+            assert pending is None
+            before[f"{PENDING_FILE}.corrupt"] = before.pop(PENDING_FILE)
+        assert after == before

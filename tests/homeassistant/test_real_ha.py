@@ -1,21 +1,28 @@
-"""A real Home Assistant builds the device from our discovery (opt-in: slow, needs a venv).
+"""A real Home Assistant builds the device from our discovery, and logs a person in by webhook.
 
-Set `MQTT_TOKEND_HA_VENV` to a virtual environment with `hass` in it
-(`tests/homeassistant/setup_ha.sh` makes one). Home Assistant runs headless on a private
-Mosquitto; its MQTT integration is configured by writing `.storage/core.config_entries`.
-The test plays the agent: it answers Home Assistant's birth message with the discovery
-messages, then publishes health records and alerts. `mqtt_statestream` mirrors every entity
-state back onto the broker, which is how the test sees what Home Assistant made of them.
-The shipped automation, script and dashboard entity ids are loaded into the same instance.
+Set `MQTT_TOKEND_HA_VENV` to a virtual environment with `hass` in it:
+`tests/homeassistant/setup_ha.sh` makes one (cached outside the repository) and `.ci/run`
+does that and sets the variable, so CI always runs these tests; without it they skip.
+Home Assistant runs headless on a private Mosquitto; its MQTT integration is configured by
+writing `.storage/core.config_entries`. The first test plays the agent: it answers Home
+Assistant's birth message with the discovery messages, then publishes health records,
+login URLs and alerts. `mqtt_statestream` mirrors every entity state back onto the broker,
+which is how the test sees what Home Assistant made of them. The shipped automations
+(alerts, one-tap login webhook), script and dashboard entity ids are loaded into the same
+instance. The second test runs the real agent against the Spotify emulator and logs it in
+through Home Assistant's webhook. Both fail on any error or deprecation warning Home
+Assistant logs about our entities or about MQTT.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,8 +36,11 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt_tokend.contract import homeassistant as ha
+from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
+from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from tests.integration.conftest import AgentProcess, approve, cli, login
 from tests.integration.watch import Seen, Watcher, wait_until
 
 HA_VENV_ENV = "MQTT_TOKEND_HA_VENV"
@@ -44,6 +54,8 @@ START_TIMEOUT = 120.0
 STEP_TIMEOUT = 30.0
 IDS = ha.entity_ids(BASE)
 TOPICS = Topics(BASE)
+OK = ha.STATE_NAMES[State.OK]
+WEBHOOK_PLACEHOLDER = "REPLACE-WITH-A-LONG-RANDOM-ID"
 
 
 def _hass() -> Path | None:
@@ -59,8 +71,9 @@ pytestmark = [
     pytest.mark.skipif(
         _hass() is None,
         reason=(
-            f"a real Home Assistant is opt-in: run tests/homeassistant/setup_ha.sh and set "
-            f"{HA_VENV_ENV} to its venv (now {os.environ.get(HA_VENV_ENV)!r})"
+            f"no real Home Assistant: {HA_VENV_ENV}={os.environ.get(HA_VENV_ENV)!r} holds no "
+            f"bin/hass. CI installs one (.ci/run); locally run "
+            f"{HA_VENV_ENV}=$(tests/homeassistant/setup_ha.sh | tail -n1) ./scripts/test"
         ),
     ),
 ]
@@ -69,8 +82,10 @@ pytestmark = [
 # ---- Home Assistant's configuration ------------------------------------------------------
 
 
-def write_config(config_dir: Path, *, broker_port: int) -> None:
-    """configuration.yaml, the shipped automation and script, and the MQTT config entry."""
+def write_config(
+    config_dir: Path, *, broker_port: int, http_port: int, webhook_id: str = "unused-id"
+) -> None:
+    """configuration.yaml, the shipped automations and script, and the MQTT config entry."""
     (config_dir / ".storage").mkdir(parents=True)
     (config_dir / "configuration.yaml").write_text(
         f"""
@@ -85,7 +100,7 @@ homeassistant:
   country: DE
 http:
   server_host: 127.0.0.1
-  server_port: {free_port()}
+  server_port: {http_port}
 logger:
   default: warning
   logs:
@@ -97,13 +112,18 @@ command_line:
   - notify:
       name: notify
       command: "cat >> {config_dir / NOTIFICATIONS}"
+webhook:  # part of default_config (through mobile_app, cloud) in a real installation
 automation: !include automations.yaml
 script: !include scripts.yaml
 """
     )
     automations = yaml.safe_load((DEPLOY / "automation-alerts.yaml").read_text())
+    webhook = (DEPLOY / "automation-login-webhook.yaml").read_text()
+    assert WEBHOOK_PLACEHOLDER in webhook
+    automations += yaml.safe_load(webhook.replace(WEBHOOK_PLACEHOLDER, webhook_id))
     automations += [
         _driver("press", "button.press", IDS["force_refresh"]),
+        _driver("check", "button.press", IDS["check_now"]),
         _driver("paste", "text.set_value", IDS["login_redirect"], value="{{ trigger.payload }}"),
         _driver(
             "script", "script.lofi_pi_spotify_login", None, redirect_url="{{ trigger.payload }}"
@@ -136,7 +156,7 @@ script: !include scripts.yaml
 
 def _driver(name: str, service: str, entity_id: str | None, **data: str) -> dict[str, Any]:
     """An automation that lets the test press, type and run things through MQTT."""
-    action: dict[str, Any] = {"service": service}
+    action: dict[str, Any] = {"action": service}
     if entity_id:
         action["target"] = {"entity_id": entity_id}
     if data:
@@ -144,8 +164,8 @@ def _driver(name: str, service: str, entity_id: str | None, **data: str) -> dict
     return {
         "id": f"test_{name}",
         "alias": f"test {name}",
-        "trigger": [{"platform": "mqtt", "topic": f"{TEST}/{name}"}],
-        "action": [action],
+        "triggers": [{"trigger": "mqtt", "topic": f"{TEST}/{name}"}],
+        "actions": [action],
     }
 
 
@@ -253,10 +273,13 @@ class Agent:
             "user": "owner",
             "version": "9.9.9",
             "reauth_by": now + 170 * 86400,
-            "auth_url": None,
         } | record
         self.publish(TOPICS.health, json.dumps(full), retain=True)
         return full
+
+    def login_url(self, url: str | None) -> None:
+        """The login on offer on `<base>/login`; None clears it (an empty retained message)."""
+        self.publish(TOPICS.login, url or "", retain=True)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -293,6 +316,14 @@ class States:
         )
         return expected
 
+    def wait_attribute(self, entity_id: str, name: str, expected: Any) -> None:
+        """statestream sends the state, then one message per attribute: wait for this one."""
+        wait_until(
+            lambda: self.attribute(entity_id, name) == expected,
+            timeout=STEP_TIMEOUT,
+            what=f"{entity_id}[{name}] == {expected!r} (now {self.attribute(entity_id, name)!r})",
+        )
+
     def wait_time(self, entity_id: str, unix: float) -> None:
         def close() -> bool:
             state = self.state(entity_id)
@@ -317,7 +348,7 @@ def test_real_home_assistant_builds_the_device(tmp_path: Path, broker: PrivateMo
     hass = _hass()
     assert hass is not None
     config_dir = tmp_path / "ha"
-    write_config(config_dir, broker_port=broker.port)
+    write_config(config_dir, broker_port=broker.port, http_port=free_port())
     agent = Agent(broker)
     started = time.monotonic()
     try:
@@ -334,7 +365,8 @@ def test_real_home_assistant_builds_the_device(tmp_path: Path, broker: PrivateMo
             restarted = states.since = time.monotonic()
             with HomeAssistant(hass, config_dir) as home:
                 home.wait_started(seen, after=restarted)
-                states.wait(IDS["token_state"], "ok")
+                states.wait(IDS["token_state"], OK)
+                states.wait(IDS["agent"], "on")
                 for topic, payload in ha.removal_messages(base_topic=BASE, discovery_prefix=PREFIX):
                     agent.publish(topic, payload, retain=True)
                 wait_until(
@@ -352,12 +384,137 @@ def test_real_home_assistant_builds_the_device(tmp_path: Path, broker: PrivateMo
     print(f"real Home Assistant test: {time.monotonic() - started:.1f} s")
 
 
+def _agent_config(
+    directory: Path, *, broker: PrivateMosquitto, emulator: SpotifyEmulator, redirect_uri: str
+) -> Path:
+    """A config for the real agent: the private broker, the emulator, Home Assistant's URI."""
+    directory.mkdir()
+    path = directory / "config.toml"
+    path.write_text(
+        f"""
+[spotify]
+client_id = "{DEMO_CLIENT_ID}"
+redirect_uri = "{redirect_uri}"
+accounts_url = "{emulator.url}"
+api_url = "{emulator.url}"
+request_timeout = 3
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+base_topic = "{BASE}"
+keepalive = 5
+
+[agent]
+state_dir = "state"
+key_file = "fernet.key"
+"""
+    )
+    path.chmod(0o600)
+    result = cli(path, "keygen")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def _offered_login(seen: Watcher, *, after: float) -> str:
+    """The login URL the agent offers: on `<base>/login`, or (older agents) in the health record."""
+
+    def offered() -> str | None:
+        for m in reversed(seen.on(TOPICS.login)):
+            if m.at >= after and m.payload:
+                return m.payload.decode()
+        for m in reversed(seen.on(TOPICS.health)):
+            url = m.json().get("auth_url") if m.at >= after and m.payload else None
+            if url:
+                return str(url)
+        return None
+
+    url: str = wait_until(offered, timeout=STEP_TIMEOUT, what="the login the agent offers")
+    return url
+
+
+def _state_is(state: str) -> Any:
+    return lambda m: bool(m.payload) and m.json()["state"] == state
+
+
+def test_one_tap_login_through_home_assistants_webhook(
+    tmp_path: Path, broker: PrivateMosquitto
+) -> None:
+    """Spotify's redirect lands on Home Assistant's webhook, and the real agent is logged in."""
+    hass = _hass()
+    assert hass is not None
+    http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
+    webhook_url = f"http://127.0.0.1:{http_port}/api/webhook/{webhook_id}"
+    config_dir = tmp_path / "ha"
+    write_config(config_dir, broker_port=broker.port, http_port=http_port, webhook_id=webhook_id)
+    with (
+        SpotifyEmulator() as emulator,
+        Watcher(broker.host, broker.port, "#") as seen,
+        HomeAssistant(hass, config_dir) as home,
+    ):
+        config = _agent_config(
+            tmp_path / "agent", broker=broker, emulator=emulator, redirect_uri=webhook_url
+        )
+        # A first login by pasting (the fallback): the CLI takes Home Assistant's URI too.
+        first = login(config)
+        assert first.returncode == 0, first.stderr
+        home.wait_started(seen)
+        agent = AgentProcess(config).start()
+        try:
+            seen.wait_for(TOPICS.health, _state_is("ok"), timeout=STEP_TIMEOUT)
+            # Six months later Spotify ends the login: the agent offers a new one.
+            emulator.revoke_all()
+            revoked = time.monotonic()
+            agent_client = Agent(broker)
+            agent_client.answer_births = False
+            agent_client.publish(TOPICS.request("refresh"), "", retain=False)
+            agent_client.close()
+            seen.wait_for(TOPICS.health, _state_is("auth_required"), after=revoked)
+            url = _offered_login(seen, after=revoked)
+
+            # Someone who knows the webhook but not the login's state gets nowhere.
+            forged = approve(url).replace("state=", "state=x", 1)
+            assert forged.startswith(webhook_url)
+            sent = time.monotonic()
+            with urllib.request.urlopen(forged, timeout=10) as response:
+                assert response.status == 200
+            refused = seen.wait_for(TOPICS.response("auth"), after=sent, timeout=STEP_TIMEOUT)
+            assert refused.json()["status"] == "error"
+
+            # The tap: the phone opens the link, Spotify redirects to the webhook, done.
+            tapped = time.monotonic()
+            with urllib.request.urlopen(url, timeout=10) as response:  # follows the redirect
+                assert response.status == 200
+                assert response.url.startswith(f"{webhook_url}?")
+            ok = seen.wait_for(TOPICS.health, _state_is("ok"), after=tapped, timeout=STEP_TIMEOUT)
+            elapsed = ok.at - tapped
+            (handed,) = [m for m in seen.on(TOPICS.request("auth")) if m.at >= tapped]
+            assert handed.payload.decode().startswith("code=")
+            assert not handed.retain
+            answer = seen.wait_for(TOPICS.response("auth"), after=tapped, timeout=STEP_TIMEOUT)
+            assert answer.json()["status"] == "ok", answer.json()
+            # Home Assistant shows it as well: the real agent's own discovery.
+            wait_until(
+                lambda: any(
+                    m.at >= tapped and m.payload == OK.encode()
+                    for m in seen.on(f"{STATESTREAM}/sensor/lofi_pi_spotify_token_state/state")
+                ),
+                timeout=STEP_TIMEOUT,
+                what="Home Assistant showing OK",
+            )
+        finally:
+            agent.stop()
+    _check_log(home)
+    print(f"one-tap login: {elapsed:.2f} s from opening the link to health ok")
+
+
 def _check_states_commands_and_alerts(
     agent: Agent, seen: Watcher, states: States, config_dir: Path
 ) -> None:
     # A healthy agent.
     record = agent.health()
-    states.wait(IDS["token_state"], "ok")
+    states.wait(IDS["token_state"], OK)
+    states.wait(IDS["agent"], "on")
     states.wait_time(IDS["token_expiry"], record["expires_at"])
     states.wait_time(IDS["last_refresh"], record["last_refresh"])
     states.wait_time(IDS["next_refresh"], record["next_refresh"])
@@ -367,8 +524,8 @@ def _check_states_commands_and_alerts(
     states.wait(IDS["login"], ha.LOGIN_OK)
     # `options` came to MQTT sensors in 2024.2; 2024.1 drops the key and takes any state.
     options = list(ha.STATE_OPTIONS) if _version(config_dir) >= (2024, 2) else None
-    assert states.attribute(IDS["token_state"], "options") == options
-    assert states.attribute(IDS["alert"], "event_types") == list(ha.EVENT_TYPES)
+    states.wait_attribute(IDS["token_state"], "options", options)
+    states.wait_attribute(IDS["alert"], "event_types", list(ha.EVENT_TYPES))
 
     # The button and the text entity publish what the agent expects.
     start = time.monotonic()
@@ -376,6 +533,10 @@ def _check_states_commands_and_alerts(
     press = seen.wait_for(TOPICS.request("refresh"), timeout=STEP_TIMEOUT, after=start)
     assert json.loads(press.payload) == {"reason": "home_assistant"}
     assert not press.retain
+    agent.publish(f"{TEST}/check", "", retain=False)
+    check = seen.wait_for(TOPICS.request("check"), timeout=STEP_TIMEOUT, after=start)
+    assert json.loads(check.payload) == {"reason": "home_assistant"}
+    assert not check.retain
     url = f"http://127.0.0.1:8888/callback?code={'A' * 150}&state={'s' * 32}"
     agent.publish(f"{TEST}/paste", url, retain=False)
     pasted = seen.wait_for(TOPICS.request("auth"), timeout=STEP_TIMEOUT, after=start)
@@ -391,7 +552,7 @@ def _check_states_commands_and_alerts(
     )
     assert states.state(IDS["login_redirect"]) == ""  # the pasted code is never kept
 
-    # A login is needed: nulls, the login link, the problem sensor.
+    # A login is needed: nulls, the login link (on its own topic), the problem sensor.
     auth_url = "https://accounts.spotify.com/authorize?client_id=abc&state=xyz"
     agent.health(
         state="auth_required",
@@ -401,22 +562,21 @@ def _check_states_commands_and_alerts(
         last_refresh=None,
         next_refresh=None,
         consecutive_failures=3,
-        auth_url=auth_url,
     )
-    states.wait(IDS["token_state"], "auth_required")
+    agent.login_url(auth_url)
+    states.wait(IDS["token_state"], ha.LOGIN_NEEDED)
     states.wait(IDS["problem"], "on")
     states.wait(IDS["login"], ha.LOGIN_NEEDED)
     states.wait(IDS["token_expiry"], "unknown")
     states.wait(IDS["last_refresh"], "unknown")
     states.wait(IDS["consecutive_failures"], "3")
-    wait_until(
-        lambda: states.attribute(IDS["login"], "auth_url") == auth_url,
-        timeout=STEP_TIMEOUT,
-        what="the login sensor's auth_url attribute",
+    states.wait_attribute(IDS["login"], "auth_url", auth_url)
+    states.wait_attribute(
+        IDS["token_state"], "instructions", "Open the link and paste the address back."
     )
-    assert states.attribute(IDS["login"], "instructions") == (
-        "Open the link and paste the address back."
-    )
+    states.wait_attribute(IDS["token_state"], "message", "Spotify refused the refresh token")
+    agent.login_url(None)  # the login is withdrawn: no link any more
+    states.wait_attribute(IDS["login"], "auth_url", None)
 
     # Alerts become events, and the shipped automation notifies.
     notifications = config_dir / NOTIFICATIONS
@@ -436,7 +596,7 @@ def _check_states_commands_and_alerts(
         timeout=STEP_TIMEOUT,
         what="the alert event entity",
     )
-    assert states.attribute(IDS["alert"], "message") == alert["message"]
+    states.wait_attribute(IDS["alert"], "message", alert["message"])
     wait_until(lambda: notified("Spotify needs a new login"), timeout=STEP_TIMEOUT, what="notify")
     assert notified("Open the dashboard and log in.")
     unknown = alert | {"event": "something_new", "message": "a future alert"}
@@ -447,9 +607,10 @@ def _check_states_commands_and_alerts(
         what="an unknown alert as 'other'",
     )
 
-    # The agent goes offline (its Last Will): entities turn unavailable, but the health
-    # check's agent_dead alert still reaches the owner.
+    # The agent goes offline (its Last Will): the agent sensor turns off, the health-driven
+    # entities unavailable, and the health check's agent_dead alert still reaches the owner.
     agent.publish(TOPICS.availability, OFFLINE, retain=True)
+    states.wait(IDS["agent"], "off")
     states.wait(IDS["token_state"], "unavailable")
     states.wait(IDS["problem"], "unavailable")
     dead = {"event": "agent_dead", "message": "the agent stopped answering", "at": time.time()}
@@ -457,7 +618,8 @@ def _check_states_commands_and_alerts(
     wait_until(lambda: notified("the agent stopped answering"), timeout=STEP_TIMEOUT, what="dead")
     agent.publish(TOPICS.availability, ONLINE, retain=True)
     agent.health()
-    states.wait(IDS["token_state"], "ok")
+    states.wait(IDS["token_state"], OK)
+    states.wait(IDS["agent"], "on")
 
     # A stuck agent (no Last Will, no new health record) turns unavailable by expire_after.
     agent.expire_after = 2
@@ -467,7 +629,7 @@ def _check_states_commands_and_alerts(
     agent.expire_after = 600
     agent.discovery()
     agent.health()
-    states.wait(IDS["token_state"], "ok")
+    states.wait(IDS["token_state"], OK)
 
 
 def _version(config_dir: Path) -> tuple[int, ...]:
@@ -500,20 +662,42 @@ def _check_registry_and_restore_state(home: HomeAssistant) -> None:
     restored = {
         s["state"]["entity_id"]: s["state"] for s in home.storage("core.restore_state")["data"]
     }
-    assert restored[IDS["token_state"]]["state"] == "ok"
+    assert restored[IDS["token_state"]]["state"] == OK
     assert restored[IDS["alert"]]["attributes"]["event_type"] == "agent_dead"
 
 
-def _check_log(home: HomeAssistant) -> None:
-    """No error or warning about our entities, but the one Home Assistant 2024.1 gives."""
+OURS = ("lofi", "mqtt_tokend")  # entity ids, unique ids, topics (not a path like mqtt-tokend/)
+
+
+def log_problems(log: str, *, version: tuple[int, ...]) -> list[str]:
+    """Errors and warnings about our entities, and any deprecation or invalid MQTT config."""
     # 2024.1 warns "Invalid state message" for a timestamp sensor whose template says `None`
     # (a null in the health record) and still shows unknown; 2024.2 and later take it quietly.
-    tolerated = "Invalid state message" if _version(home.config_dir) < (2024, 2) else None
-    problems = [
-        line
-        for line in home.log().splitlines()
-        if (" ERROR " in line or " WARNING " in line)
-        and ("lofi" in line or "mqtt_tokend" in line or "LoFi" in line)
-        and not (tolerated and tolerated in line and '"expires_at": null' in line)
-    ]
+    tolerated = "Invalid state message" if version < (2024, 2) else None
+    problems = []
+    for line in log.splitlines():
+        lower = line.lower()
+        ours = any(word in lower for word in OURS)
+        mqtt = "mqtt" in lower
+        level = " ERROR " in line or " WARNING " in line
+        if tolerated and tolerated in line and '"expires_at": null' in line:
+            continue
+        if (
+            (ours and level)
+            or ("deprecat" in lower and (ours or mqtt))
+            or ("invalid config" in lower and (ours or mqtt))
+            or (level and "homeassistant.components.mqtt" in line)
+        ):
+            problems.append(line)
+    return problems
+
+
+def _check_log(home: HomeAssistant) -> None:
+    """No error, warning, deprecation or invalid config about our entities or MQTT."""
+    problems = log_problems(home.log(), version=_version(home.config_dir))
+    print(f"Home Assistant {_release(home.config_dir)}: {len(problems)} problems in its log")
     assert not problems, "\n".join(problems)
+
+
+def _release(config_dir: Path) -> str:
+    return (config_dir / ".HA_VERSION").read_text().strip()

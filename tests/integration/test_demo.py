@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.dev.devbroker import PrivateMosquitto
+from tests.deploy.conftest import Peer
 from tests.integration.conftest import CLI
 
 pytestmark = pytest.mark.integration
@@ -14,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_demo_logs_in_refreshes_live_and_stops_cleanly() -> None:
     result = subprocess.run(
-        [*CLI, "demo", "--duration", "9", "--token-lifetime", "4", "--private-broker"],
+        [*CLI, "demo", "--duration", "9", "--token-lifetime", "4"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -22,6 +25,8 @@ def test_demo_logs_in_refreshes_live_and_stops_cleanly() -> None:
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
+    private = re.search(r"broker: a private Mosquitto at 127\.0\.0\.1:(\d+)", out)
+    assert private and private.group(1) != "1883", "by default the demo never uses 1883"
     assert "Logged in to Spotify as" in out
     assert re.search(r"mosquitto_sub -p \d+ -v -t 'lofi/spotify/#'", out)
     assert re.search(r"mosquitto_pub -p \d+ -t lofi/spotify/request/refresh -n", out)
@@ -31,3 +36,57 @@ def test_demo_logs_in_refreshes_live_and_stops_cleanly() -> None:
     assert "health: ok (token refreshed)" in out
     assert "agent stopped (exit 0)" in out
     assert "Traceback" not in out + result.stderr
+
+
+def retained_on(port: int) -> dict[str, bytes]:
+    """Every retained message on the broker: subscribe to '#', then publish a sentinel at QoS 1;
+    the broker queued the retained messages to this client before routing the sentinel back."""
+    peer = Peer(port, None, None)
+    try:
+        assert not peer.connect().is_failure  # type: ignore[attr-defined]
+        peer.subscribe("#")
+        peer.publish("sentinel/demo-test", b"barrier")
+        peer.wait_for("sentinel/demo-test", b"barrier")
+        return {t: p for t, p, retain in peer.messages if retain and p}
+    finally:
+        peer.close()
+
+
+def test_demo_on_a_shared_broker_leaves_no_retained_message(tmp_path: Path) -> None:
+    """The user's broker (here a Mosquitto of the test's own, standing for 127.0.0.1:1883)
+    keeps what it had and gets nothing of the demo's: no token, no health, no discovery."""
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        before = {"home/kitchen/light": b"on"}
+        owner = Peer(broker.port, None, None)
+        assert not owner.connect().is_failure  # type: ignore[attr-defined]
+        owner.publish("home/kitchen/light", b"on", retain=True)
+        owner.close()
+        watcher = Peer(broker.port, None, None)
+        assert not watcher.connect().is_failure  # type: ignore[attr-defined]
+        watcher.subscribe("#")
+        result = subprocess.run(
+            [
+                *CLI,
+                "demo",
+                "--duration",
+                "6",
+                "--token-lifetime",
+                "4",
+                "--shared-broker",
+                f"127.0.0.1:{broker.port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        seen = watcher.topics()
+        watcher.close()
+        out = result.stdout
+        assert result.returncode == 0, out + result.stderr
+        assert "availability: online" in out and "token: access token" in out
+        assert "removed the demo's retained messages" in out
+        published = {t for t in seen if t.startswith("mqtt-tokend-demo/")}
+        assert any(t.endswith("/config") for t in published), "it did publish discovery"
+        assert not any(t.startswith(("lofi/spotify/", "homeassistant/")) for t in seen)
+        assert retained_on(broker.port) == before

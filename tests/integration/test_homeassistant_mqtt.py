@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
+from mqtt_tokend.contract import homeassistant
+from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from tests.integration.conftest import AgentProcess, cli
 from tests.integration.helpers import mosquitto_pub
@@ -27,8 +30,11 @@ def test_discovery_on_connect_again_on_birth_and_removed_on_request(
     agent: AgentProcess, broker: PrivateMosquitto, base_topic: str
 ) -> None:
     with Watcher(broker.host, broker.port, "homeassistant/#") as ha:
+        expected = len(
+            homeassistant.removal_messages(base_topic=base_topic, discovery_prefix="homeassistant")
+        )
         first = wait_until(
-            lambda: len(configs(ha)) >= 10 and configs(ha), timeout=10, what="discovery"
+            lambda: len(configs(ha)) == expected and configs(ha), timeout=10, what="discovery"
         )
         device = {json.loads(p)["device"]["name"] for p in first.values()}
         assert device == {f"LoFi Pi Spotify ({base_topic})"}  # one device; named by its base
@@ -53,3 +59,28 @@ def test_discovery_on_connect_again_on_birth_and_removed_on_request(
             what="the removal",
         )
         assert gone
+
+
+def test_the_discovered_buttons_drive_the_real_agent(
+    agent: AgentProcess, broker: PrivateMosquitto, base_topic: str
+) -> None:
+    """What Home Assistant sends on a press (read from the retained config) reaches the agent."""
+    topics = Topics(base_topic)
+    with Watcher(broker.host, broker.port, "#") as seen:
+
+        def buttons() -> dict[str, Any] | None:
+            found = {
+                m.topic.split("/")[3]: json.loads(m.payload)
+                for m in seen.messages
+                if m.topic.startswith("homeassistant/button/") and m.payload
+            }
+            return found if set(found) >= {"check_now", "force_refresh"} else None
+
+        found = wait_until(buttons, timeout=10, what="the button configs")
+        for key, verb in (("check_now", "check"), ("force_refresh", "refresh")):
+            button = found[key]
+            assert button["command_topic"] == topics.request(verb)
+            pressed = time.monotonic()
+            mosquitto_pub(broker, button["command_topic"], "-m", button["payload_press"])
+            answer = seen.wait_for(topics.response(verb), after=pressed, timeout=10)
+            assert answer.json()["status"] == "ok", answer.json()

@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from mqtt_tokend.adapters.crypto import TokenCipher, read_key_file
+from mqtt_tokend.adapters.store import read_status
 from mqtt_tokend.consumer import TokenConsumer
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
@@ -142,3 +143,21 @@ def test_the_contract_checker_keeps_a_key_replaced_by_one_of_the_same_size_and_t
 
     for key in (old_key, new_key):
         assert ring.decrypt(Fernet(key).encrypt(b'{"a": 1}')) == b'{"a": 1}'
+
+
+def test_rotate_key_keep_1_with_the_agent_stopped_keeps_the_login(logged_in: Path) -> None:
+    """Issue 12, item 7: the stored tokens were left on the retired key and the login lost."""
+    state = logged_in.parent / "state"
+    result = cli(logged_in, "rotate-key", "--keep", "1", "--timeout", "1")
+    assert result.returncode == 0, result.stderr
+    assert len(read_key_file(logged_in.parent / "fernet.key")) == 1
+    agent = AgentProcess(logged_in).start()
+    try:
+        wait_until(
+            lambda: (read_status(state) or {}).get("state") == "ok",
+            timeout=20,
+            what=f"the agent to start ok on the new key:\n{agent.output()}",
+        )
+        assert cli(logged_in, "get-token").returncode == 0
+    finally:
+        agent.stop()

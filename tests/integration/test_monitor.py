@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.adapters.store import read_status
 from mqtt_tokend.cli.monitor import send_email
 from mqtt_tokend.config import AlertsConfig
 from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.health import ExitCode
-from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.notices import NOTICE_FILE, Alert
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from tests.integration.conftest import AgentProcess, cli
@@ -142,23 +143,48 @@ def test_a_stuck_agent_is_critical_although_it_looks_online(
         agent.kill9()
 
 
-def test_with_the_broker_down_the_status_file_is_judged(
+def test_with_the_broker_down_health_check_is_critical_though_the_agent_said_ok(
     agent: AgentProcess, watcher: Watcher, base_topic: str, broker: PrivateMosquitto
 ) -> None:
+    """Issue 12, item 1: the status file says ok; no consumer can get a token."""
     watcher.wait_for(Topics(base_topic).health, healthy)
+    wait_until(
+        lambda: (read_status(agent.config.parent / "state") or {}).get("state") == "ok",
+        timeout=10,
+        what="the status file to say ok",
+    )
     broker.stop()
     result = cli(agent.config, "health-check", "--timeout", "2")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("OK: ")
-    assert "cannot reach the MQTT broker" in result.stdout
-    assert "judged from the agent's status file" in result.stdout
+    assert result.returncode == ExitCode.CRITICAL, result.stdout + result.stderr
+    assert result.stdout.startswith(
+        "CRITICAL: cannot reach the MQTT broker, so no consumer can get a token"
+    )
+    assert f"127.0.0.1:{broker.port}" in result.stdout
 
 
-def test_nothing_at_all_is_unknown(config_file: Path, broker: PrivateMosquitto) -> None:
-    broker.stop()
-    result = cli(config_file, "health-check", "--timeout", "2")
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert result.stdout.startswith("UNKNOWN: no health record found")
+def test_a_closed_port_is_critical_with_the_fix_whatever_the_status_file_says(
+    config_file: Path,
+) -> None:
+    state = config_file.parent / "state"
+    state.mkdir(exist_ok=True)
+    (state / "auto_token_status.json").write_text(
+        f'{{"state": "ok", "message": "token valid", "checked_at": {time.time()}, '
+        f'"expires_at": {time.time() + 3600}}}'
+    )
+    closed = free_port()  # nothing listens here
+    config = config_file.with_name("closed-port.toml")
+    text = config_file.read_text()
+    config.write_text(
+        text[: text.index("port = ")]
+        + f"port = {closed}\n"
+        + text[text.index("\n", text.index("port = ")) + 1 :]
+    )
+    config.chmod(0o600)
+    result = cli(config, "health-check", "--timeout", "2")
+    assert result.returncode == ExitCode.CRITICAL, result.stdout + result.stderr
+    assert f"127.0.0.1:{closed}" in result.stdout
+    notice = (state / NOTICE_FILE).read_text()
+    assert "sudo systemctl status mosquitto" in notice
     assert "Traceback" not in result.stderr
 
 
@@ -183,9 +209,9 @@ def test_the_cron_wrapper_passes_the_config_and_the_exit_code(
             timeout=30,
             check=False,
         )
-        # 3, not 78: the config was found, the broker is down and no agent ever ran.
-        assert result.returncode == 3, result.stdout + result.stderr
-        assert result.stdout.startswith("UNKNOWN: no health record found")
+        # 2, not 78: the config was found, and the broker it names is down.
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stdout.startswith("CRITICAL: cannot reach the MQTT broker")
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")

@@ -22,15 +22,18 @@ from mqtt_tokend.adapters.login import (
     begin,
     clear_pending,
     code_from_redirect,
+    complete,
     listen_for_redirect,
     load_pending,
     pkce_pair,
     save_pending,
+    state_digest,
 )
 from mqtt_tokend.adapters.spotify import SpotifyClient
-from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.adapters.store import SESSION_FILE, TokenStore
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.errors import AuthRejected, InputError
+from tests.fakes import FakeSpotify
 
 NOW = 1_800_000_000.0
 STATE = "expected-state-Zx81"
@@ -141,12 +144,12 @@ def test_code_from_redirect(pasted: str, code: str) -> None:
     ("pasted", "expected", "hint"),
     [
         (f"{REDIRECT}?code=c&state=someone-else", InputError, "different login"),
-        (f"{REDIRECT}?code=c", InputError, "different login"),
+        (f"{REDIRECT}?code=c", InputError, "cut off"),
         (f"{REDIRECT}?error=access_denied&state={STATE}", AuthRejected, "access_denied"),
         ("", InputError, "nothing was pasted"),
         ("   \n", InputError, "nothing was pasted"),
-        (f"{REDIRECT}?state={STATE}", InputError, "no 'code'"),
-        (f"{REDIRECT}?code=&state={STATE}", InputError, "no 'code'"),
+        (f"{REDIRECT}?state={STATE}", InputError, "cut off"),
+        (f"{REDIRECT}?code=&state={STATE}", InputError, "cut off"),
     ],
     ids=[
         "state-mismatch",
@@ -315,3 +318,106 @@ def test_listen_for_redirect_port_in_use_is_input_error() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
             listen_for_redirect(f"http://127.0.0.1:{port}/callback", timeout=0.01)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["not json", "no secret", "secret of another key", "created_at text", "created_at bool"],
+)
+def test_an_unusable_pending_login_is_kept_aside(
+    store: TokenStore,
+    cipher: TokenCipher,
+    authorization: Authorization,
+    damage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    save_pending(store, cipher, authorization)
+    path = store.path(PENDING_FILE)
+    record = json.loads(path.read_text())
+    if damage == "not json":
+        path.write_text("{cut")
+    else:
+        if damage == "no secret":
+            del record["secret"]
+        elif damage == "secret of another key":
+            record["secret"] = TokenCipher([generate_key()]).encrypt_json({"state": "s"})
+        elif damage == "created_at text":
+            record["created_at"] = "yesterday"
+        else:
+            record["created_at"] = True
+        path.write_text(json.dumps(record))
+    assert load_pending(store, cipher, now=NOW + 60) is None
+    assert not path.exists()
+    assert path.with_name(f"{PENDING_FILE}.corrupt").exists()
+    assert "is not a usable login in progress" in caplog.text
+    assert authorization.state not in caplog.text
+
+
+def test_an_old_pending_login_is_ignored_not_kept_aside(
+    store: TokenStore, cipher: TokenCipher, authorization: Authorization
+) -> None:
+    save_pending(store, cipher, authorization)
+    assert load_pending(store, cipher, now=NOW + 7200) is None
+    assert store.path(PENDING_FILE).exists()
+
+
+# -- wrong pastes get the sentence that fits them (issue 12, item 12) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("pasted", "hint"),
+    [
+        (
+            f"https://accounts.spotify.com/authorize?client_id=c&response_type=code&state={STATE}",
+            "this is the login link itself",
+        ),
+        ("https://accounts.spotify.com/authorize", "this is the login link itself"),
+        (f"{REDIRECT}?code=AQBcode&state={STATE[:5]}", "cut off"),
+        (f"{REDIRECT}?code=AQBcode&sta", "cut off"),
+        (f"{REDIRECT}?code=AQB", "cut off"),
+        ("yes", "not a login address or code"),
+        ("approved", "not a login address or code"),
+        ("ok thanks", "not a login address or code"),
+    ],
+    ids=[
+        "login-link",
+        "login-link-bare",
+        "state-cut",
+        "state-name-cut",
+        "code-cut",
+        "yes",
+        "approved",
+        "words",
+    ],
+)
+def test_a_wrong_paste_is_named_and_says_what_to_paste(pasted: str, hint: str) -> None:
+    with pytest.raises(InputError) as caught:
+        code_from_redirect(pasted, expected_state=STATE)
+    assert hint in str(caught.value)
+    assert "paste the whole address your browser was sent to after you approved" in str(
+        caught.value
+    )
+
+
+def test_an_already_used_redirect_is_named_not_a_new_login() -> None:
+    used = f"{REDIRECT}?code=AQBcode&state=finished-login-state"
+    for expected in (STATE, None):  # a new login in progress, or none at all
+        with pytest.raises(InputError, match="this login was already used"):
+            code_from_redirect(
+                used, expected_state=expected, used_state=state_digest("finished-login-state")
+            )
+
+
+def test_without_a_login_in_progress_a_redirect_is_refused() -> None:
+    with pytest.raises(InputError, match="no login is in progress"):
+        code_from_redirect(f"{REDIRECT}?code=AQBcode&state={STATE}", expected_state=None)
+
+
+def test_a_finished_login_remembers_its_state_digest_only(
+    store: TokenStore, authorization: Authorization
+) -> None:
+    fake = FakeSpotify()
+    complete(authorization, "AQBcode", spotify=fake, store=store, now=lambda: NOW)  # type: ignore[arg-type]
+    session = store.load_session()
+    assert session["used_login"] == state_digest(authorization.state)
+    assert authorization.state not in store.path(SESSION_FILE).read_text()

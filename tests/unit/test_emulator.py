@@ -1075,3 +1075,13 @@ def test_without_rotation_a_pkce_refresh_token_is_kept_as_spotify_does_since_202
                 },
             ).json()
             assert "access_token" in answer and "refresh_token" not in answer
+
+
+def test_fault_trickle_sends_a_503_a_byte_at_a_time(
+    emulator: SpotifyEmulator, http: requests.Session
+) -> None:
+    emulator.inject("trickle", delay=0.001)
+    response = token(emulator, http, {"grant_type": "client_credentials"})
+    assert response.status_code == 503
+    assert response.json()["error"] == "server_error"
+    assert response.headers["Connection"] == "close"

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from mqtt_tokend import __version__
-from mqtt_tokend.contract.health import ExitCode, Health, State, auth_instructions, judge
+from mqtt_tokend.contract.health import (
+    RETRY_AFTER_CAP,
+    ExitCode,
+    Health,
+    State,
+    auth_instructions,
+    judge,
+    retry_after_left,
+    retry_after_until,
+)
 
 NOW = 1_800_000_000.0
 VALID = NOW + 1800
@@ -168,7 +177,7 @@ def test_auth_required_payload_carries_instructions() -> None:
         instructions=auth_instructions("/etc/mqtt-tokend/config.toml"),
     )
     payload = health.to_payload()
-    assert "mqtt-tokend --config /etc/mqtt-tokend/config.toml auth" in payload["instructions"]
+    assert "On the Pi run: sudo mqtt-tokend auth " in payload["instructions"]
     assert judge(payload, online=True, now=NOW)[0] is ExitCode.CRITICAL
 
 
@@ -189,3 +198,36 @@ def test_health_holds_no_token_field() -> None:
     text = json.dumps(payload)
     assert "access_token" not in text
     assert "refresh_token" not in text
+
+
+# -- Retry-After: capped at an hour, shown in health, kept across a restart ------------------
+
+
+def test_retry_after_until_is_capped_at_an_hour() -> None:
+    assert retry_after_until(1000.0, 120.0) == 1120.0
+    assert retry_after_until(1000.0, 1e9) == 1000.0 + RETRY_AFTER_CAP == 4600.0
+    assert retry_after_until(1000.0, -5.0) == 1000.0
+
+
+@pytest.mark.parametrize(
+    ("until", "now", "left"),
+    [
+        (None, 1000.0, None),
+        (900.0, 1000.0, None),
+        (1000.0, 1000.0, None),
+        (1300.0, 1000.0, 300.0),
+        (1000.0 + 86400, 1000.0, 3600.0),
+    ],
+    ids=["none", "ended", "ends-now", "holds", "beyond-the-cap"],
+)
+def test_retry_after_left(until: float | None, now: float, left: float | None) -> None:
+    assert retry_after_left(until, now) == left
+
+
+def test_health_shows_when_the_retry_after_ends() -> None:
+    health = Health(state=State.RETRYING, message="m", checked_at=1.0, retry_after_until=3601.0)
+    assert health.to_payload()["retry_after_until"] == 3601.0
+    assert (
+        Health(state=State.OK, message="m", checked_at=1.0).to_payload()["retry_after_until"]
+        is None
+    )

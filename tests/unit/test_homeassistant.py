@@ -16,10 +16,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from mqtt_tokend.adapters.login import code_from_redirect
 from mqtt_tokend.contract import homeassistant as ha
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.notices import EVENTS
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.errors import AuthRejected
+from tests.homeassistant.test_real_ha import log_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "homeassistant" / "schemas"
@@ -89,7 +92,7 @@ def errors(validator: Draft202012Validator, payload: dict[str, Any]) -> list[str
 
 def test_every_entity_platform_is_published(messages: list[tuple[str, str]]) -> None:
     assert sorted({component(topic) for topic, _ in messages}) == sorted(PLATFORMS)
-    assert len(messages) == 11
+    assert len(messages) == 13
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,9 @@ def test_payload_matches_its_platform_schema(
         ("sensor", "token_state", {"expire_after": -1}),
         ("sensor", "token_state", {"colour": "red"}),
         ("binary_sensor", "problem", {"device_class": "trouble"}),
+        ("binary_sensor", "agent", {"state_topic": None}),
+        ("sensor", "token_state", {"default_entity_id": "token_state"}),
+        ("sensor", "token_state", {"device": {"identifiers": ["x"], "configuration_url": "x"}}),
         ("sensor", "token_state", {"device": {"name": "no identifiers"}}),
         ("sensor", "token_state", {"origin": {"sw_version": "1"}}),
     ],
@@ -153,6 +159,7 @@ def test_one_device_with_its_origin(payloads: dict[str, dict[str, Any]]) -> None
         "manufacturer": "mqtt-tokend",
         "model": ha.MODEL,
         "sw_version": VERSION,
+        "configuration_url": ha.README_URL,
     }
     for payload in payloads.values():
         assert payload["origin"] == {
@@ -181,22 +188,27 @@ def test_payloads_are_byte_identical_when_republished(messages: list[tuple[str, 
     assert discovery() == messages  # Home Assistant ignores an unchanged config
 
 
-def test_entity_ids_follow_the_object_ids(payloads: dict[str, dict[str, Any]]) -> None:
+def test_entity_ids_follow_the_default_entity_ids(payloads: dict[str, dict[str, Any]]) -> None:
     ids = ha.entity_ids(BASE)
     for key, payload in payloads.items():
         platform = next(c for c in PLATFORMS if ids[key].startswith(f"{c}."))
-        assert ids[key] == f"{platform}.{payload['object_id']}"
+        # 2025.10 and later read default_entity_id; older releases the same id as object_id.
+        assert ids[key] == payload["default_entity_id"] == f"{platform}.{payload['object_id']}"
     assert ids["token_state"] == "sensor.lofi_pi_spotify_token_state"
     assert ids["problem"] == "binary_sensor.lofi_pi_spotify_problem"
     assert ids["force_refresh"] == "button.lofi_pi_spotify_force_refresh"
     assert ids["login_redirect"] == "text.lofi_pi_spotify_login_redirect"
     assert ids["alert"] == "event.lofi_pi_spotify_alert"
+    assert ids["agent"] == "binary_sensor.lofi_pi_spotify_agent"
+    assert ids["check_now"] == "button.lofi_pi_spotify_check_now"
 
 
 def test_a_second_account_gets_its_own_device_and_entity_ids() -> None:
     other = {t.split("/")[3]: json.loads(p) for t, p in discovery(base_topic="lofi/spotify2")}
     assert other["token_state"]["device"]["name"] == "LoFi Pi Spotify (lofi/spotify2)"
-    assert other["token_state"]["object_id"] == "lofi_pi_spotify_lofi_spotify2_token_state"
+    assert other["token_state"]["default_entity_id"] == (
+        "sensor.lofi_pi_spotify_lofi_spotify2_token_state"
+    )
     assert ha.entity_ids("lofi/spotify2")["problem"] == (
         "binary_sensor.lofi_pi_spotify_lofi_spotify2_problem"
     )
@@ -226,16 +238,19 @@ def test_no_entity_references_the_token_topics(payloads: dict[str, dict[str, Any
         topics.alert,
         topics.availability,
         topics.request("refresh"),
+        topics.request("check"),
         topics.request("auth"),
     }
 
 
 def test_availability_and_expiry(payloads: dict[str, dict[str, Any]]) -> None:
     for key, payload in payloads.items():
-        if key == "alert":
-            # The health check publishes agent_dead while the agent is offline: keep it live.
+        if key in ("alert", "agent"):
+            # The health check publishes agent_dead while the agent is offline, and the agent
+            # sensor shows `off` then: both stay available.
             assert "availability_topic" not in payload
             assert "availability" not in payload
+            assert "expire_after" not in payload
             continue
         assert payload["availability_topic"] == f"{BASE}/availability"
         assert (payload["payload_available"], payload["payload_not_available"]) == (
@@ -249,7 +264,16 @@ def test_availability_and_expiry(payloads: dict[str, dict[str, Any]]) -> None:
 
 def test_what_each_entity_is(payloads: dict[str, dict[str, Any]]) -> None:
     state = payloads["token_state"]
-    assert (state["device_class"], state["options"]) == ("enum", [s.value for s in State])
+    assert (state["device_class"], state["options"]) == ("enum", list(ha.STATE_OPTIONS))
+    assert sorted(ha.STATE_OPTIONS) == sorted(ha.STATE_NAMES[s] for s in State)
+    assert len(set(ha.STATE_OPTIONS)) == len(State)
+    agent = payloads["agent"]
+    assert (agent["device_class"], agent["state_topic"]) == ("connectivity", f"{BASE}/availability")
+    assert (agent["payload_on"], agent["payload_off"]) == ("online", "offline")
+    check = payloads["check_now"]
+    assert check["command_topic"] == f"{BASE}/request/check"
+    assert json.loads(check["payload_press"]) == {"reason": "home_assistant"}
+    assert check["retain"] is False
     for key in ("token_expiry", "last_refresh", "next_refresh", "reauth_by"):
         assert payloads[key]["device_class"] == "timestamp"
     for key in ("consecutive_failures", "reauth_by", "next_refresh"):
@@ -270,6 +294,7 @@ def test_what_each_entity_is(payloads: dict[str, dict[str, Any]]) -> None:
     assert set(EVENTS) | {"other"} == set(event["event_types"])
     login = payloads["login"]
     assert login["json_attributes_topic"] == f"{BASE}/login"
+    assert login["state_topic"] == f"{BASE}/health"
 
 
 def test_expire_after_is_two_checks_and_a_margin() -> None:
@@ -389,13 +414,38 @@ def test_timestamps_render_iso_8601_with_a_zone(
 @pytest.mark.parametrize("state", [s.value for s in State])
 def test_state_problem_and_login(state: str, payloads: dict[str, dict[str, Any]]) -> None:
     record = health(state=state)
-    assert render(payloads["token_state"]["value_template"], record) == state
+    shown = render(payloads["token_state"]["value_template"], record)
+    assert shown == ha.STATE_NAMES[State(state)]
+    assert shown in payloads["token_state"]["options"]
     problem = render(payloads["problem"]["value_template"], record)
     expected = "ON" if state in ("auth_required", "error", "degraded") else "OFF"
     assert problem == expected
     assert problem in (payloads["problem"]["payload_on"], payloads["problem"]["payload_off"])
     login = render(payloads["login"]["value_template"], record)
-    assert login == ("login needed" if state == "auth_required" else "ok")
+    assert login == ("Login required" if state == "auth_required" else "OK")
+
+
+def test_a_state_this_release_does_not_know_is_unknown(
+    payloads: dict[str, dict[str, Any]],
+) -> None:
+    assert render(payloads["token_state"]["value_template"], health(state="sleeping")) == "None"
+
+
+def test_the_token_state_carries_message_and_instructions(
+    payloads: dict[str, dict[str, Any]],
+) -> None:
+    template = payloads["token_state"]["json_attributes_template"]
+    record = health(state="auth_required", instructions="Open the link.")
+    assert json.loads(render(template, record)) == {
+        "state": "auth_required",
+        "message": "token refreshed",
+        "instructions": "Open the link.",
+    }
+    assert json.loads(render(template, {})) == {
+        "state": None,
+        "message": None,
+        "instructions": None,
+    }
 
 
 def test_login_link_comes_from_the_login_topic(payloads: dict[str, dict[str, Any]]) -> None:
@@ -407,7 +457,7 @@ def test_login_link_comes_from_the_login_topic(payloads: dict[str, dict[str, Any
     # Cleared (an empty retained message): no link.
     assert json.loads(render_text(login["json_attributes_template"], "")) == {"auth_url": None}
     # The health record no longer names the link; the state still says a login is needed.
-    assert render(login["value_template"], health(state="auth_required")) == "login needed"
+    assert render(login["value_template"], health(state="auth_required")) == ha.LOGIN_NEEDED
 
 
 def test_failures_and_the_text_entity(payloads: dict[str, dict[str, Any]]) -> None:
@@ -455,10 +505,12 @@ def test_dashboard_card_shows_the_state_and_the_way_out() -> None:
         ids[k]
         for k in (
             "token_state",
+            "agent",
             "token_expiry",
             "last_refresh",
             "consecutive_failures",
             "reauth_by",
+            "check_now",
             "force_refresh",
         )
     ]
@@ -480,33 +532,43 @@ def test_markdown_card_links_the_login_and_says_where_to_paste() -> None:
     ids = ha.entity_ids(ha.DEFAULT_BASE_TOPIC)
     content = _yaml("dashboard-card.yaml")["cards"][1]["card"]["content"]
     url = "https://accounts.spotify.com/authorize?client_id=abc&state=xyz"
-    attributes = {"auth_url": url, "instructions": "Run mqtt-tokend auth.", "message": "refused"}
+    attributes = {"instructions": "Run mqtt-tokend auth.", "message": "refused"}
     env = _states(
         **{
             ids["problem"].replace(".", "__"): ("on", {}),
-            ids["token_state"].replace(".", "__"): ("auth_required", {}),
-            ids["login"].replace(".", "__"): ("login needed", attributes),
+            ids["agent"].replace(".", "__"): ("on", {}),
+            ids["token_state"].replace(".", "__"): (ha.LOGIN_NEEDED, attributes),
+            ids["login"].replace(".", "__"): (ha.LOGIN_NEEDED, {"auth_url": url}),
         }
     )
     text = env.from_string(content).render()
     assert f"[Open the Spotify login]({url})" in text
     assert "Run mqtt-tokend auth." in text
-    assert "**auth required:**" in text
+    assert "**Login required:**" in text
+    assert "one-tap" in text
     assert "Login redirect URL" in text
-    dead = _states(**{ids["problem"].replace(".", "__"): ("unavailable", {})})
-    text = dead.from_string(content).render()
-    assert "not answering" in text
-    assert "systemctl status lofi-pi-token-manager" in text
-    assert "Open the Spotify login" not in text
+    for dead_states in (
+        {ids["problem"].replace(".", "__"): ("unavailable", {})},
+        {
+            ids["problem"].replace(".", "__"): ("on", {}),
+            ids["agent"].replace(".", "__"): ("off", {}),
+        },
+    ):
+        text = _states(**dead_states).from_string(content).render()
+        assert "not answering" in text
+        assert "systemctl status lofi-pi-token-manager" in text
+        assert "Open the Spotify login" not in text
 
 
 def test_alert_automation_notifies_with_message_and_instructions() -> None:
     (automation,) = _yaml("automation-alerts.yaml")
-    assert automation["trigger"] == [
-        {"platform": "state", "entity_id": ha.entity_ids(ha.DEFAULT_BASE_TOPIC)["alert"]}
+    # Home Assistant 2024.10's syntax: triggers/conditions/actions, `trigger:` and `action:`.
+    assert not {"trigger", "condition", "action"} & set(automation)
+    assert automation["triggers"] == [
+        {"trigger": "state", "entity_id": ha.entity_ids(ha.DEFAULT_BASE_TOPIC)["alert"]}
     ]
-    (action,) = automation["action"]
-    assert action["service"] == "notify.notify"
+    (action,) = automation["actions"]
+    assert action["action"] == "notify.notify"
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
     attributes = {
         "event_type": "auth_required",
@@ -522,7 +584,7 @@ def test_alert_automation_notifies_with_message_and_instructions() -> None:
     trigger["to_state"]["attributes"] = attributes | {"instructions": None}
     message = env.from_string(action["data"]["message"]).render(trigger=trigger)
     assert message == "Spotify needs a new login."
-    condition = env.from_string(automation["condition"][0]["value_template"])
+    condition = env.from_string(automation["conditions"][0]["value_template"])
     assert condition.render(trigger=trigger | {"from_state": {"state": "x"}}) == "True"
     assert condition.render(trigger=trigger | {"from_state": {"state": "unavailable"}}) == "False"
     assert condition.render(trigger=trigger | {"from_state": None}) == "False"
@@ -532,7 +594,114 @@ def test_alert_automation_notifies_with_message_and_instructions() -> None:
 def test_login_script_publishes_to_the_auth_request_topic() -> None:
     script = _yaml("script-login.yaml")["lofi_pi_spotify_login"]
     (step,) = script["sequence"]
-    assert step["service"] == "mqtt.publish"
+    assert step["action"] == "mqtt.publish"
     assert step["data"]["topic"] == Topics(ha.DEFAULT_BASE_TOPIC).request("auth")
     assert step["data"]["retain"] is False
     assert script["fields"]["redirect_url"]["required"] is True
+
+
+# ---- the one-tap login: Spotify's redirect reaches Home Assistant's webhook -----------------
+
+
+def _webhook_env() -> jinja2.Environment:
+    """Home Assistant's Jinja as far as the webhook automation uses it (`is match`)."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    env.tests["match"] = lambda value, pattern: bool(re.match(pattern, str(value)))
+    return env
+
+
+def _webhook_automation() -> dict[str, Any]:
+    (automation,) = _yaml("automation-login-webhook.yaml")
+    return dict(automation)
+
+
+def test_webhook_automation_accepts_a_get_from_anywhere() -> None:
+    automation = _webhook_automation()
+    (trigger,) = automation["triggers"]
+    assert trigger["trigger"] == "webhook"
+    assert trigger["allowed_methods"] == ["GET"]
+    assert trigger["local_only"] is False
+    assert trigger["webhook_id"] == "REPLACE-WITH-A-LONG-RANDOM-ID"
+    (action,) = automation["actions"]
+    assert action["action"] == "mqtt.publish"
+    assert action["data"]["topic"] == Topics(ha.DEFAULT_BASE_TOPIC).request("auth")
+    assert action["data"]["retain"] is False
+
+
+@pytest.mark.parametrize(
+    ("query", "passed", "payload"),
+    [
+        ({"code": "AQB-x_y.z~1", "state": "s" * 43}, True, f"code=AQB-x_y.z~1&state={'s' * 43}"),
+        # Spotify adds parameters of its own (e.g. `ubi`); only code and state go on.
+        ({"code": "abc", "state": "xyz", "ubi": "zzz"}, True, "code=abc&state=xyz"),
+        ({"error": "access_denied", "state": "xyz"}, True, "error=access_denied&state=xyz"),
+        ({"code": "abc"}, False, None),
+        ({"state": "xyz"}, False, None),
+        ({"code": "a&state=evil", "state": "xyz"}, False, None),
+        ({"code": "abc", "state": "x y"}, False, None),
+        ({"code": "a" * 2000, "state": "xyz"}, False, None),
+    ],
+)
+def test_webhook_passes_on_only_a_redirects_code_and_state(
+    query: dict[str, str], passed: bool, payload: str | None
+) -> None:
+    automation = _webhook_automation()
+    env = _webhook_env()
+    trigger = {"query": query}
+    (condition,) = automation["conditions"]
+    assert env.from_string(condition["value_template"]).render(trigger=trigger).strip() == (
+        str(passed)
+    )
+    if passed:
+        (action,) = automation["actions"]
+        rendered = env.from_string(action["data"]["payload"]).render(trigger=trigger).strip()
+        assert rendered == payload
+        # The agent's pasted-login parser reads it (no `?`: the whole text is the query).
+        if "code" in query:
+            assert code_from_redirect(rendered, expected_state=query["state"]) == query["code"]
+        else:
+            with pytest.raises(AuthRejected):
+                code_from_redirect(rendered, expected_state=query["state"])
+
+
+# ---- what the real-Home-Assistant test counts as a problem in Home Assistant's log ----------
+
+DEPRECATED_2026_2 = (  # what Home Assistant 2026.2.3 logged 11 times for the old discovery
+    "2026-11-30 19:19:06.489 WARNING (MainThread) [homeassistant.components.mqtt.entity] The "
+    "configuration for entity sensor.lofi_pi_spotify_token_state uses the deprecated option "
+    '`object_id` to set the default entity id. Replace the `"object_id": '
+    '"lofi_pi_spotify_token_state"` option with `"default_entity_id": '
+    '"sensor.lofi_pi_spotify_token_state"` in your published discovery configuration to fix '
+    "this issue, or contact the maintainer of mqtt-tokend that published this config to fix "
+    "this. This will stop working in Home Assistant Core 2026.4"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (DEPRECATED_2026_2, True),
+        (
+            "2026-01-01 00:00:00.000 ERROR (MainThread) [homeassistant.components.mqtt.discovery] "
+            "Invalid config for 'sensor' from integration 'mqtt'",
+            True,
+        ),
+        (
+            "2026-01-01 00:00:00.000 INFO (MainThread) [homeassistant.components.mqtt] deprecated "
+            "key in some other device's discovery",
+            True,
+        ),
+        (
+            "2026-01-01 00:00:00.000 WARNING (MainThread) [homeassistant.bootstrap] Skipping pip "
+            "installation of required modules. This may cause issues",
+            False,
+        ),
+        (
+            "2026-01-01 00:00:00.000 INFO (MainThread) [homeassistant.components.mqtt.discovery] "
+            "Found new component: sensor lofi_spotify token_state",
+            False,
+        ),
+    ],
+)
+def test_the_real_home_assistant_test_fails_on_deprecations(line: str, problem: bool) -> None:
+    assert bool(log_problems(line, version=(2026, 2))) is problem

@@ -11,11 +11,22 @@ import pytest
 
 from mqtt_tokend.adapters.crypto import (
     TokenCipher,
+    generate_key,
     read_key_file,
     rotate_key_file,
     write_key_file,
 )
-from mqtt_tokend.errors import CryptoError
+from mqtt_tokend.adapters.store import (
+    BACKUP_FILE,
+    PENDING_FILE,
+    TOKENS_FILE,
+    Tokens,
+    TokenStore,
+    read_json,
+    reencrypt,
+    write_json,
+)
+from mqtt_tokend.errors import CryptoError, StoreError
 
 
 @pytest.fixture
@@ -90,3 +101,78 @@ def test_a_key_file_it_may_not_replace_is_a_clear_error(
     with pytest.raises(CryptoError, match="owner or as root"):
         rotate_key_file(key_file)
     assert key_file.read_bytes() == before
+
+
+# -- retiring keys: the state files move to the new key first ---------------------------------
+
+
+def test_retiring_keys_reencrypts_before_and_after(key_file: Path) -> None:
+    before = read_key_file(key_file)
+    sealed = TokenCipher(before).encrypt(b"the stored login")
+    seen: list[int] = []  # keys in the file each time the callback runs
+
+    def reencrypt_state(cipher: TokenCipher) -> None:
+        assert cipher.decrypt(sealed) == b"the stored login"  # it holds the old key
+        assert not cipher.is_primary(sealed)  # and a new primary
+        seen.append(len(read_key_file(key_file)))
+
+    assert rotate_key_file(key_file, keep=1, before_retiring=reencrypt_state) == 1
+    assert seen == [2, 1]  # the old key still in the file while re-encrypting, then gone
+    assert read_key_file(key_file) != before
+
+
+def test_nothing_retired_means_no_reencryption(key_file: Path) -> None:
+    calls: list[TokenCipher] = []
+    assert rotate_key_file(key_file, keep=2, before_retiring=calls.append) == 2
+    assert calls == []
+
+
+def test_a_failed_reencryption_retires_nothing(key_file: Path) -> None:
+    before = read_key_file(key_file)
+
+    def refuse(_cipher: TokenCipher) -> None:
+        raise StoreError("state directory cannot be read (Permission denied)")
+
+    with pytest.raises(StoreError):
+        rotate_key_file(key_file, keep=1, before_retiring=refuse)
+    after = read_key_file(key_file)
+    assert after[1:] == before and len(after) == 2  # new key added, the old one kept
+
+
+def test_reencrypt_moves_tokens_backup_and_pending_to_the_primary_key(tmp_path: Path) -> None:
+    old_key, new_key = generate_key(), generate_key()
+    old = TokenCipher([old_key])
+    state = tmp_path / "state"
+    store = TokenStore(state, cipher=old)
+    store.save(
+        Tokens(
+            access_token="A",
+            refresh_token="R",
+            expires_at=2.0,
+            scope="",
+            issued_at=1.0,
+            authorized_at=1.0,
+        )
+    )
+    write_json(state / PENDING_FILE, {"secret": old.encrypt_json({"state": "s"})})
+    (state / "unrelated.json").write_text("{}")
+    both = TokenCipher([new_key, old_key])
+    assert sorted(reencrypt(state, both)) == sorted([TOKENS_FILE, BACKUP_FILE, PENDING_FILE])
+    only_new = TokenCipher([new_key])
+    assert TokenStore(state, cipher=only_new).load() is not None
+    pending = read_json(state / PENDING_FILE)
+    assert pending is not None
+    assert only_new.decrypt_json(pending["secret"]) == {"state": "s"}
+    assert reencrypt(state, both) == []  # already on the primary key
+
+
+def test_reencrypt_refuses_a_state_directory_it_cannot_read(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any directory")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o000)
+    try:
+        with pytest.raises(StoreError, match="cannot be read"):
+            reencrypt(state, TokenCipher([generate_key()]))
+    finally:
+        state.chmod(0o700)

@@ -81,7 +81,7 @@ CASES = [
     (seen(record("retrying")), ExitCode.WARNING, None),
     (seen(record("starting")), ExitCode.WARNING, None),
     (seen(record("bogus")), ExitCode.UNKNOWN, None),
-    (seen(None, online=None, reachable=False), ExitCode.UNKNOWN, None),
+    (seen(None, online=None, reachable=False), ExitCode.CRITICAL, notices.BROKER_UNREACHABLE),
     (seen(None, online=True), ExitCode.UNKNOWN, None),
 ]
 IDS = [
@@ -101,7 +101,7 @@ IDS = [
     "retrying",
     "starting",
     "unknown-state",
-    "nothing-at-all",
+    "broker-unreachable-no-status-file",
     "online-without-health",
 ]
 
@@ -129,11 +129,18 @@ def test_a_stuck_agent_says_how_long_it_has_been_silent() -> None:
     assert "every 5 min" in verdict.reason
 
 
-def test_a_stale_status_file_means_dead_or_stuck_and_says_where_it_looked() -> None:
-    note = "cannot reach the MQTT broker; judged from the agent's status file"
-    verdict = verdict_of(Observation(record(age=3600), None, broker_reachable=False, note=note))
-    assert verdict.event == notices.AGENT_DEAD
-    assert "dead or stuck" in verdict.reason and note in verdict.reason
+@pytest.mark.parametrize("age", [0, 3600], ids=["fresh-ok", "stale"])
+def test_an_unreachable_broker_is_critical_whatever_the_status_file_says(age: float) -> None:
+    """Issue 12, item 1: the status file said ok, health-check said OK, no consumer got a token."""
+    note = "cannot reach the MQTT broker at 127.0.0.1:1883 (Connection refused)"
+    verdict = verdict_of(Observation(record(age=age), None, broker_reachable=False, note=note))
+    assert verdict.code == ExitCode.CRITICAL
+    assert verdict.event == notices.BROKER_UNREACHABLE
+    assert verdict.reason.startswith("cannot reach the MQTT broker, so no consumer can get")
+    assert verdict.reason.endswith(f"({note})")
+    assert verdict.instructions is not None
+    assert "sudo systemctl status mosquitto" in verdict.instructions
+    assert f"credentials in {CONFIG}" in verdict.instructions
 
 
 def test_auth_uses_the_agents_instructions_else_the_auth_command() -> None:
@@ -141,14 +148,7 @@ def test_auth_uses_the_agents_instructions_else_the_auth_command() -> None:
     assert own.instructions == "run mqtt-tokend auth now"
     default = verdict_of(seen(record("auth_required")))
     assert default.instructions is not None
-    assert f"mqtt-tokend --config {CONFIG} auth" in default.instructions
-
-
-def test_a_fresh_status_file_is_judged_and_the_output_says_so() -> None:
-    note = "cannot reach the MQTT broker at 127.0.0.1:1883; judged from the agent's status file"
-    verdict = verdict_of(Observation(record(), None, broker_reachable=False, note=note))
-    assert verdict.code == ExitCode.OK
-    assert verdict.reason.endswith(f"({note})")
+    assert "On the Pi run: sudo mqtt-tokend auth " in default.instructions  # CONFIG is installed
 
 
 # ---- deduplication ----------------------------------------------------------------------------

@@ -76,8 +76,11 @@ def test_a_second_state_or_code_in_the_paste_is_refused(
 ) -> None:
     """The attack's shape: the offered URL (with its state) followed by another code."""
     url = login.offer()
+    state = state_of(url)
+    with pytest.raises(InputError):
+        login.finish(f"{url}&code=attacker&state={state}".encode())
     with pytest.raises(InputError, match="more than one"):
-        login.finish(f"{url}&code=attacker&state={state_of(url)}".encode())
+        login.finish(redirect(state, "attacker") + f"&code=x&state={state}".encode())
     assert spotify.codes == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ TOKEN_CASES: list[tuple[Answer, type[BaseException] | None, float | None]] = [
     (Canned(200, good_token(access_token="")), TransientError, None),
     (Canned(200, good_token(access_token=12345)), TransientError, None),
     (Canned(429, {"error": "rate"}, {"Retry-After": "30"}), TransientError, 30.0),
-    (Canned(429, b"", {"Retry-After": "7200"}), TransientError, 7200.0),
+    (Canned(429, b"", {"Retry-After": "7200"}), TransientError, 3600.0),  # capped at an hour
     (Canned(429, b"", {"Retry-After": HTTP_DATE_IN_2_MIN}), TransientError, 120.0),
     (Canned(429, b""), TransientError, None),
     (Canned(429, b"", {"Retry-After": "soon-ish"}), TransientError, None),
@@ -533,6 +534,8 @@ def _assert_no_secrets(error: BaseException) -> None:
         ("tomorrow", None),
         (HTTP_DATE_IN_2_MIN, 120.0),
         (email.utils.formatdate(NOW - 60, usegmt=True), 0.0),
+        ("1000000000", 3600.0),
+        (email.utils.formatdate(NOW + 5 * 86400, usegmt=True), 3600.0),
     ],
     ids=[
         "absent",
@@ -547,6 +550,8 @@ def _assert_no_secrets(error: BaseException) -> None:
         "garbage",
         "http-date-future",
         "http-date-past",
+        "huge-capped-at-an-hour",
+        "date-days-away-capped-at-an-hour",
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
@@ -568,3 +573,41 @@ def test_classify_401_on_token_endpoint_is_not_an_access_token_rejection() -> No
         _classify(response, what="refresh", now=NOW, web_api=False)
     assert type(caught.value) is SpotifyError
     assert caught.value.status == 401
+
+
+# -- the overall deadline, against the emulator over real HTTP -------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["token", "me"])
+def test_a_trickling_answer_fails_within_the_deadline(endpoint: str) -> None:
+    """One byte every 0.3 s passes a 1 s per-read timeout for a minute; the call gives up at 1 s."""
+    from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+
+    outcome: list[BaseException | dict[str, Any] | TokenGrant] = []
+    done = threading.Event()
+    with SpotifyEmulator() as emulator:
+        emulator.inject("trickle", endpoint=endpoint, delay=0.3)
+        client = SpotifyClient(
+            client_id=DEMO_CLIENT_ID,
+            accounts_url=emulator.url,
+            api_url=emulator.url,
+            timeout=1.0,
+        )
+
+        def call() -> None:
+            try:
+                if endpoint == "token":
+                    outcome.append(client.refresh("any-refresh-token"))
+                else:
+                    outcome.append(client.me("any-access-token"))
+            except BaseException as err:  # handed to the test thread
+                outcome.append(err)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        # The whole trickled 503 takes over a minute; the deadline ends the call at 1 s.
+        assert done.wait(10), "the call was still reading the trickle after 10 s"
+        client.close()
+    assert isinstance(outcome[0], TransientError)
+    assert "within 1 s" in str(outcome[0])

@@ -300,3 +300,12 @@ def test_the_readme_topic_table_is_the_rendered_one() -> None:
     section = section[: section.index("\n## ", 1)]
     in_readme = [line for line in section.splitlines() if line.startswith("|")]
     assert in_readme == table.splitlines(), "run: python topics/render_table.py"
+
+
+def test_health_with_a_retry_after_fits_the_schema() -> None:
+    payload = Health(
+        state=State.RETRYING, message="rate limited", checked_at=2e9, retry_after_until=2e9 + 60
+    ).to_payload()
+    assert not list(schema("health.json").iter_errors(payload))
+    payload["retry_after_until"] = "in an hour"
+    assert list(schema("health.json").iter_errors(payload))

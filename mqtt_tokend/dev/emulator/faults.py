@@ -6,7 +6,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-FAULT_KINDS = ("status", "rate_limit", "delay", "drop", "garbage", "truncated")
+FAULT_KINDS = ("status", "rate_limit", "delay", "drop", "garbage", "truncated", "trickle")
 ENDPOINTS = ("token", "authorize", "me", "devices")
 FAULT_ENDPOINTS = (*ENDPOINTS, "any")
 
@@ -20,7 +20,7 @@ class Fault:
     count: int | None = 1
     status: int = 503
     retry_after: float = 1.0
-    delay: float = 1.0
+    delay: float = 1.0  # "delay": before answering; "trickle": between two bytes
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:

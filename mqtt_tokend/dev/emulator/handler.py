@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
 import select
 import socket
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -22,6 +20,13 @@ from mqtt_tokend.dev.emulator.accounts import (
     oauth_error,
 )
 from mqtt_tokend.dev.emulator.faults import Fault
+from mqtt_tokend.dev.emulator.framing import (
+    Trickle,
+    error_page,
+    first_values,
+    parse_form,
+    reason_phrase,
+)
 from mqtt_tokend.dev.emulator.httpd import EmulatorServer
 
 if TYPE_CHECKING:
@@ -54,37 +59,6 @@ _PLAUSIBLE: dict[str, dict[str, Any]] = {
 }
 _FAULT_FIELDS = frozenset(("kind", "endpoint", "count", "status", "retry_after", "delay"))
 _CONFIG_FIELDS = frozenset(("token_lifetime", "refresh_token_max_age"))
-
-
-def _first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        form.setdefault(key, value)
-    return form
-
-
-def _parse_form(body: bytes) -> dict[str, str] | None:
-    """The form's fields (first value wins), or None when it is not a form at all."""
-    try:
-        return _first_values(
-            parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
-        )
-    except ValueError:  # bad UTF-8 or too many fields
-        return None
-
-
-def _error_page(message: str) -> bytes:
-    return (
-        "<!doctype html><html><head><title>Error - Spotify</title></head><body>"
-        f"<h1>Oops! Something went wrong</h1><p>{html.escape(message)}</p></body></html>"
-    ).encode()
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Emulated fault"
 
 
 class EmulatorHandler(BaseHTTPRequestHandler):
@@ -210,7 +184,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _spotify(self, endpoint: str, body: bytes) -> None:
         srv = self._srv
         srv.counters.add(endpoint)
-        form = _parse_form(body) if endpoint == "token" else None
+        form = parse_form(body) if endpoint == "token" else None
         if form is not None and form.get("grant_type") in GRANT_TYPES:
             srv.counters.add(form["grant_type"])
         fault = srv.faults.take(endpoint)
@@ -225,7 +199,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._json(answer.body, answer.status)
 
     def _authorize(self) -> None:
-        query = _first_values(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        query = first_values(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         try:
             location = self._srv.accounts.authorize(
                 client_id=query.get("client_id", ""),
@@ -237,7 +211,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 code_challenge_method=query.get("code_challenge_method"),
             )
         except AuthorizeError as err:
-            self._send(400, _error_page(str(err)), "text/html; charset=utf-8")
+            self._send(400, error_page(str(err)), "text/html; charset=utf-8")
             return
         self._send(302, b"", None, [("Location", location)])
 
@@ -278,19 +252,35 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             full = json.dumps(_PLAUSIBLE[endpoint]).encode()
             self._send(200, full[: len(full) // 2], "application/json")
             return True
+        if fault.kind == "trickle":
+            # An error answer, so a client patient enough to read it all still gets no token.
+            self.close_connection = True
+            plain = self.wfile
+            self.wfile = cast("Any", Trickle(plain, fault.delay, self._srv.stopping))
+            try:
+                self._render(fault, endpoint)
+            finally:
+                self.wfile = plain
+            return True
+        self._render(fault, endpoint)
+        return True
+
+    def _render(self, fault: Fault, endpoint: str) -> None:
+        """The error answer of a "status", "rate_limit" or "trickle" fault."""
         status, headers = fault.status, []
         if fault.kind == "rate_limit":
             status = 429
             headers.append(("Retry-After", str(math.ceil(fault.retry_after))))
         if endpoint == "authorize":
-            self._send(status, _error_page(_reason(status)), "text/html; charset=utf-8", headers)
+            self._send(
+                status, error_page(reason_phrase(status)), "text/html; charset=utf-8", headers
+            )
         elif endpoint == "token":
             error = "server_error" if status >= 500 else "invalid_request"
             body = oauth_error(error, f"emulated fault: HTTP {status}").body
             self._json(body, status, headers)
         else:
-            self._json(api_error(status, _reason(status)).body, status, headers)
-        return True
+            self._json(api_error(status, reason_phrase(status)).body, status, headers)
 
     # -- control endpoints -----------------------------------------------------------------
 

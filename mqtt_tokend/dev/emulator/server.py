@@ -159,7 +159,8 @@ class SpotifyEmulator:
     ) -> None:
         """Queue a fault for the next `count` matching requests (None: until cleared).
 
-        Kinds: "status", "rate_limit", "delay", "drop", "garbage", "truncated"; endpoints:
+        Kinds: "status", "rate_limit", "delay", "drop", "garbage", "truncated", "trickle" (a
+        503 sent one byte every `delay` seconds, as a stalled front end does); endpoints:
         "token", "authorize", "me", "devices" or "any". A faulted request still counts in
         `calls()`, and (but for "delay") changes no state: no code is used, no token rotated.
         """

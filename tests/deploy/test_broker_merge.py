@@ -1,0 +1,344 @@
+"""The installer on a machine whose Mosquitto already serves other clients: a stock Debian
+Mosquitto, a Home Assistant style one with its own users and ACL, and one with anonymous clients
+on 1883. Each is a staged tree (--root) whose Mosquitto really runs (staged_broker.py, with
+1883 moved to a free port); the installer restarts it through --broker-restart, as systemctl
+would. Afterwards every client that connected before still does what it did, and the agent's
+accounts work."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import MOSQUITTO, WAIT, Peer, free_port, run_installer
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto_passwd") is None or not Path(MOSQUITTO).exists(),
+    reason="Mosquitto (mosquitto, mosquitto_passwd) is not installed",
+)
+
+HELPER = Path(__file__).with_name("staged_broker.py")
+BASE = "lofi/spotify"
+NOT_AUTHORIZED = 0x87
+DEBIAN_MAIN = """\
+# Place your local configuration in /etc/mosquitto/conf.d/
+#
+# A full description of the configuration file is at
+# /usr/share/doc/mosquitto/examples/mosquitto.conf.example
+
+pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+"""
+HA_LOCAL = """\
+listener 1883
+allow_anonymous false
+password_file /etc/mosquitto/passwd
+acl_file /etc/mosquitto/acl
+"""
+HA_ACL = """\
+user homeassistant
+topic readwrite #
+
+user zigbee2mqtt
+topic readwrite zigbee2mqtt/#
+topic readwrite homeassistant/#
+"""
+HA_USERS = {"homeassistant": "ha-own-password", "zigbee2mqtt": "z2m-own-password"}
+ANONYMOUS_LOCAL = "listener 1883\nallow_anonymous true\n"
+
+
+class Staged:
+    """A staged machine with Debian's Mosquitto layout and a running broker for it."""
+
+    def __init__(self, root: Path, work: Path) -> None:
+        self.root = root
+        self.work = work
+        self.port = free_port()
+        self.peers: list[Peer] = []
+        etc = root / "etc/mosquitto"
+        (etc / "conf.d").mkdir(parents=True)
+        (etc / "mosquitto.conf").write_text(DEBIAN_MAIN)
+        (etc / "conf.d/README").write_text("Any files placed in this directory ending .conf ...\n")
+        (root / "var/lib/mosquitto").mkdir(parents=True)
+        (root / "var/log/mosquitto").mkdir(parents=True)
+
+    @property
+    def restart(self) -> str:
+        return f"{sys.executable} {HELPER} start {self.root} {self.port} {self.work}"
+
+    def start(self) -> None:
+        result = subprocess.run(
+            self.restart.split(), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+    def stop(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        subprocess.run(
+            [sys.executable, str(HELPER), "stop", str(self.work)], check=True, timeout=60
+        )
+
+    def client(self, username: str | None, password: str | None = None) -> Peer:
+        peer = Peer(self.port, username, password)
+        self.peers.append(peer)
+        return peer
+
+    def connected(self, username: str | None, password: str | None = None) -> Peer:
+        peer = self.client(username, password)
+        code = peer.connect()
+        assert not code.is_failure, f"{username} could not connect: {code}"  # type: ignore[attr-defined]
+        return peer
+
+    def install(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_installer(
+            self.snapshot,
+            self.root,
+            "--no-venv",
+            "--broker-restart",
+            self.restart,
+            *args,
+            check=check,
+        )
+
+    snapshot: Path
+
+    def credentials(self) -> dict[str, str]:
+        text = (self.root / "etc/mosquitto/mqtt-tokend/credentials").read_text()
+        return dict(line.split(":", 1) for line in text.splitlines())
+
+    def broker_files(self) -> dict[str, bytes]:
+        etc = self.root / "etc/mosquitto"
+        return {str(p.relative_to(etc)): p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def staged(snapshot: Path, tmp_path: Path) -> Iterator[Staged]:
+    machine = Staged(tmp_path / "root", tmp_path / "broker")
+    machine.snapshot = snapshot
+    yield machine
+    machine.stop()
+
+
+def add_users(staged: Staged, users: dict[str, str]) -> None:
+    passwd = staged.root / "etc/mosquitto/passwd"
+    for user, password in users.items():
+        subprocess.run(
+            [
+                "mosquitto_passwd",
+                *([] if passwd.exists() else ["-c"]),
+                "-b",
+                str(passwd),
+                user,
+                password,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=WAIT,
+        )
+
+
+def accepted(code: object) -> bool:
+    """A PUBACK the broker routed ('success' or 'no matching subscribers')."""
+    return not code.is_failure  # type: ignore[attr-defined]
+
+
+def exchange(sender: Peer, receiver: Peer, topic: str, payload: bytes) -> None:
+    """`sender` publishes on `topic` and `receiver` gets it (it subscribed before)."""
+    assert accepted(sender.publish(topic, payload))
+    receiver.wait_for(topic, payload)
+
+
+def agent_works(staged: Staged, home_assistant: tuple[str, str] | None = None) -> None:
+    """The agent's accounts after install: it publishes the token, the player reads it and asks
+    for a refresh, Home Assistant reads health and sends a command."""
+    passwords = staged.credentials()
+    agent = staged.connected("mqtt-tokend", passwords["mqtt-tokend"])
+    agent.subscribe(f"{BASE}/request/#")
+    assert accepted(agent.publish(f"{BASE}/token", b"gAAAA-token", retain=True))
+    assert accepted(agent.publish(f"{BASE}/health", b'{"state": "ok"}', retain=True))
+    player = staged.connected("lofi-player", passwords["lofi-player"])
+    player.subscribe(f"{BASE}/token")
+    player.wait_for(f"{BASE}/token", b"gAAAA-token")
+    exchange(player, agent, f"{BASE}/request/refresh", b"{}")
+    ha_user, ha_password = home_assistant or ("homeassistant", passwords["homeassistant"])
+    ha = staged.connected(ha_user, ha_password)
+    ha.subscribe(f"{BASE}/health")
+    ha.wait_for(f"{BASE}/health", b'{"state": "ok"}')
+    exchange(ha, agent, f"{BASE}/request/check", b"")
+
+
+def test_stock_debian_mosquitto_gets_the_shipped_configuration(staged: Staged) -> None:
+    """Debian's main mosquitto.conf, nothing in conf.d: the shipped files go in whole; Debian's
+    own lines (pid file, persistence, log) stay, and the restarted broker runs them."""
+    staged.start()
+    before = staged.connected(None)  # local-only mode: anonymous on loopback
+    before.close()
+    result = staged.install()
+    assert "broker check passed" in result.stdout
+    assert "mosquitto: restart done" in result.stdout
+    etc = staged.root / "etc/mosquitto"
+    assert (etc / "mosquitto.conf").read_text() == DEBIAN_MAIN
+    conf = (etc / "conf.d/mqtt-tokend.conf").read_text()
+    assert "use_username_as_clientid true" in conf and "max_packet_size 16384" in conf
+    agent_works(staged)
+    assert "it now asks every client for a user name and password" in result.stdout
+    assert staged.client(None).connect().is_failure  # type: ignore[attr-defined]
+
+
+def test_home_assistant_broker_keeps_its_users_acl_and_listener(staged: Staged) -> None:
+    """A Home Assistant Pi: its own listener on 1883, password file and ACL in conf.d/local.conf.
+    The installer adds our users to that password file and a marked block to that ACL: no
+    second listener, no second password_file. Home Assistant keeps its password and its `#`,
+    zigbee2mqtt keeps its topics (and its big messages), and loses only the agent's tree."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL)
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    staged.start()
+    z2m = staged.connected("zigbee2mqtt", HA_USERS["zigbee2mqtt"])
+    ha = staged.connected("homeassistant", HA_USERS["homeassistant"])
+    ha.subscribe("zigbee2mqtt/#")
+    exchange(z2m, ha, "zigbee2mqtt/bridge/state", b"online")
+
+    result = staged.install()
+    assert "broker check passed" in result.stdout
+    conf = (etc / "conf.d/mqtt-tokend.conf").read_text()
+    assert "listener" not in conf and "password_file" not in conf and "acl_file" not in conf
+    assert (etc / "conf.d/local.conf").read_text() == HA_LOCAL
+    acl = (etc / "acl").read_text()
+    assert acl.startswith(HA_ACL) and "user mqtt-tokend" in acl
+    assert not (etc / "mqtt-tokend/passwd").exists()
+    assert "homeassistant" not in staged.credentials(), "Home Assistant keeps its own password"
+
+    for peer in (z2m, ha):  # the restart dropped them: they reconnect as they always do
+        peer.close()
+    z2m = staged.connected("zigbee2mqtt", HA_USERS["zigbee2mqtt"])
+    ha = staged.connected("homeassistant", HA_USERS["homeassistant"])
+    ha.subscribe("zigbee2mqtt/#", "homeassistant/#")
+    exchange(z2m, ha, "zigbee2mqtt/bridge/devices", b"[" + b"0" * 100_000 + b"]")
+    exchange(z2m, ha, "homeassistant/light/kitchen/config", b"{}")
+    agent_works(staged, home_assistant=("homeassistant", HA_USERS["homeassistant"]))
+    assert z2m.publish(f"{BASE}/request/auth", b"x") == NOT_AUTHORIZED
+    spy = staged.connected("zigbee2mqtt", HA_USERS["zigbee2mqtt"])
+    spy.subscribe(f"{BASE}/#", "zigbee2mqtt/#")
+    exchange(ha, spy, "zigbee2mqtt/sentinel", b"after")
+    assert spy.payloads(f"{BASE}/token") == [], "zigbee2mqtt never gets the agent's token"
+
+    again = staged.install()
+    assert "updated" not in again.stdout and "installed /etc/mosquitto" not in again.stdout
+    assert (etc / "acl").read_text() == acl, "a second run adds no second block"
+
+
+@pytest.mark.parametrize("where", ["conf.d", "main-without-include-dir"])
+def test_anonymous_clients_on_1883_stay_anonymous(staged: Staged, where: str) -> None:
+    """A broker that lets anonymous clients in on 1883 still does, for every topic but the
+    agent's; the agent's accounts get a password file and ACL of their own. A main
+    mosquitto.conf without include_dir gets that one line, nothing else."""
+    etc = staged.root / "etc/mosquitto"
+    if where == "conf.d":
+        (etc / "conf.d/local.conf").write_text(ANONYMOUS_LOCAL)
+    else:
+        (etc / "mosquitto.conf").write_text(ANONYMOUS_LOCAL)
+    staged.start()
+    sensor = staged.connected(None)
+    display = staged.connected(None)
+    display.subscribe("sensors/#")
+    exchange(sensor, display, "sensors/temperature", b"21.5")
+
+    result = staged.install()
+    assert "broker check passed" in result.stdout
+    conf = (etc / "conf.d/mqtt-tokend.conf").read_text()
+    assert "listener" not in conf and "allow_anonymous" not in conf
+    assert "password_file /etc/mosquitto/mqtt-tokend/passwd" in conf
+    if where != "conf.d":
+        main = (etc / "mosquitto.conf").read_text()
+        assert main.startswith(ANONYMOUS_LOCAL) and main.endswith(
+            "include_dir /etc/mosquitto/conf.d\n"
+        )
+    for peer in (sensor, display):
+        peer.close()
+    sensor = staged.connected(None)
+    display = staged.connected(None)
+    display.subscribe("sensors/#", f"{BASE}/#")
+    exchange(sensor, display, "sensors/temperature", b"22.0")
+    agent_works(staged)
+    assert sensor.publish(f"{BASE}/request/refresh", b"{}") == NOT_AUTHORIZED
+    exchange(sensor, display, "sensors/sentinel", b"after")
+    assert not any(t.startswith(BASE) for t in display.topics()), "anonymous never reads ours"
+
+
+def test_a_broker_that_does_not_restart_gets_its_old_files_back(staged: Staged) -> None:
+    """The restart fails (here: whenever our conf.d file is present): the installer puts the
+    previous files back byte for byte, restarts again, and the old clients connect."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL)
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    staged.start()
+    before = staged.broker_files()
+    failing = f"test ! -e {etc}/conf.d/mqtt-tokend.conf && {staged.restart}"
+    result = run_installer(
+        staged.snapshot, staged.root, "--no-venv", "--broker-restart", failing, check=False
+    )
+    assert result.returncode != 0
+    assert "putting the previous files back" in result.stdout
+    assert "mosquitto: restarted with the previous files" in result.stdout
+    after = {k: v for k, v in staged.broker_files().items() if not k.startswith("mqtt-tokend/")}
+    assert after == before
+    staged.connected("zigbee2mqtt", HA_USERS["zigbee2mqtt"])
+    staged.connected("homeassistant", HA_USERS["homeassistant"])
+
+
+@pytest.mark.parametrize(
+    ("local", "reason"),
+    [
+        (
+            "per_listener_settings true\nlistener 1883\nallow_anonymous true\n",
+            "per_listener_settings is true",
+        ),
+        (
+            "listener 1883\npassword_file /etc/mosquitto/a\npassword_file /etc/mosquitto/b\n",
+            "password_file is set more than once",
+        ),
+    ],
+    ids=["per-listener-settings", "two-password-files"],
+)
+def test_a_setup_it_cannot_merge_is_left_alone_with_the_lines_to_add(
+    staged: Staged, local: str, reason: str
+) -> None:
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(local)
+    before = staged.broker_files()
+    result = staged.install()
+    assert staged.broker_files() == before, "nothing is written"
+    assert f"Cannot merge into this Mosquitto setup: {reason}" in result.stdout
+    assert "topic readwrite lofi/spotify/#" in result.stdout, "the exact ACL lines"
+    assert "make_passwords.sh --file PASSWORD_FILE" in result.stdout
+
+
+def test_a_merged_config_that_does_not_run_is_never_installed(staged: Staged) -> None:
+    """The throwaway broker catches what Mosquitto would refuse at restart (here: the user's
+    own duplicate password_file line): nothing is written and nothing is restarted."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL + "password_file /etc/mosquitto/passwd\n")
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    before = staged.broker_files()
+    result = staged.install(check=False)
+    assert result.returncode != 0
+    assert "does not work; nothing was changed" in result.stdout
+    assert "Duplicate password_file" in result.stdout
+    assert staged.broker_files() == before
+    assert not (staged.work / "mosquitto.pid").exists(), "no restart was attempted"

@@ -1,0 +1,66 @@
+"""`auth` run as root on an installed Pi leaves root-owned 0600 token files in the agent's
+state directory: the agent (another user) must be told the exact chown, not to restore a key or
+log in again. Runs the reader as a real other user (needs root to switch)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mqtt_tokend.contract.health import auth_instructions
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+READER = """
+import sys
+from pathlib import Path
+from mqtt_tokend.adapters.store import read_json
+from mqtt_tokend.errors import StoreError
+try:
+    read_json(Path(sys.argv[1]))
+except StoreError as err:
+    print(err)
+"""
+
+
+def read_as(user: pwd.struct_passwd, path: Path) -> subprocess.CompletedProcess[str]:
+    """The store's reader run as `user`; prints the StoreError, if any."""
+    command = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    return subprocess.run(
+        [*command, sys.executable, "-c", READER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_root_owned_state_file_names_the_chown_that_fixes_it(broker_dir: Path) -> None:
+    agent = pwd.getpwnam("nobody")
+    state = broker_dir / "state"  # broker_dir: a 0755 scratch directory others can traverse
+    state.mkdir()
+    os.chown(state, agent.pw_uid, agent.pw_gid)
+    tokens = state / "spotify_tokens.json"
+    tokens.write_text("{}")  # written by root, as `auth` run with plain sudo does
+    tokens.chmod(0o600)
+    result = read_as(agent, tokens)
+    group = grp.getgrgid(agent.pw_gid).gr_name
+    assert f"sudo chown nobody:{group} {tokens}" in result.stdout, result.stdout + result.stderr
+    subprocess.run(["chown", f"nobody:{group}", str(tokens)], check=True, timeout=10)
+    again = read_as(agent, tokens)
+    assert again.stdout == "", "after the printed chown the agent reads the file"
+
+
+def test_the_printed_login_command_is_the_installed_wrapper() -> None:
+    """What the notice, alert and Home Assistant print on an installed Pi; the wrapper itself
+    is run on a staged install in test_installer.py."""
+    text = auth_instructions("/etc/mqtt-tokend/config.toml")
+    assert "On the Pi run: sudo mqtt-tokend auth " in text
+    other = auth_instructions("/etc/mqtt-tokend/alice.toml")
+    assert "sudo mqtt-tokend --config /etc/mqtt-tokend/alice.toml auth" in other
