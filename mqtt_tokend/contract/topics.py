@@ -1,19 +1,13 @@
-"""Topic names and payload shapes of the MQTT contract (mirrors `topics/`)."""
+"""Topic names of the MQTT contract (mirrors `topics/`); payloads are in `wire`."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 ONLINE = "online"
 OFFLINE = "offline"
 
 REQUEST_VERBS = frozenset({"refresh", "check", "status", "auth"})
-
-TOKEN_KIND_USER = "user"
-TOKEN_KIND_APP = "app"
-REASON_REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -76,46 +70,3 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         return topic[len(prefix) :]
-
-
-def token_plaintext(
-    *, access_token: str, scope: str, expires_at: float, issued_at: float, kind: str
-) -> dict[str, Any]:
-    """The JSON object that is encrypted onto `<base>/token` and `<base>/token/app`."""
-    return {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "scope": scope,
-        "expires_at": round(expires_at, 3),
-        "issued_at": round(issued_at, 3),
-        "kind": kind,
-    }
-
-
-def response_payload(
-    *,
-    ok: bool,
-    data: dict[str, Any] | None = None,
-    error: str | None = None,
-    transaction: Any = None,
-) -> dict[str, Any]:
-    """The body of `<base>/response/<verb>`."""
-    payload: dict[str, Any] = {"status": "ok" if ok else "error", "data": data or {}}
-    if error is not None:
-        payload["error"] = error
-    if transaction is not None:
-        payload["transaction"] = transaction
-    return payload
-
-
-def token_sha256(access_token: str) -> str:
-    """The hex SHA-256 by which a consumer names the access token it holds."""
-    return hashlib.sha256(access_token.encode()).hexdigest()
-
-
-def rejected_request(access_token: str, *, transaction: Any = None) -> dict[str, Any]:
-    """The refresh request of a consumer whose token Spotify refused (401)."""
-    body: dict[str, Any] = {"reason": REASON_REJECTED, "token_sha256": token_sha256(access_token)}
-    if transaction is not None:
-        body["transaction"] = transaction
-    return body
