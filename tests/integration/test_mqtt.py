@@ -80,27 +80,22 @@ def test_login_run_get_token_and_forced_refresh(
 # ---- request/response with MQTT 5 properties ----------------------------------------------------
 
 
-def mosquitto_rr(broker: PrivateMosquitto, request: str, response: str) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            "mosquitto_rr",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            request,
-            "-e",
-            response,
-            "-n",
-            "-W",
-            "10",
-        ],
+def run_rr(
+    broker: PrivateMosquitto, request: str, response: str, *, wait: int = 10
+) -> subprocess.CompletedProcess[str]:
+    """`mosquitto_rr`: a request with an MQTT 5 Response Topic; waits `wait` s for the answer."""
+    where = ["-h", broker.host, "-p", str(broker.port)]
+    return subprocess.run(
+        ["mosquitto_rr", *where, "-t", request, "-e", response, "-n", "-W", str(wait)],
         capture_output=True,
         text=True,
         timeout=20,
         check=False,
     )
+
+
+def mosquitto_rr(broker: PrivateMosquitto, request: str, response: str) -> dict[str, object]:
+    result = run_rr(broker, request, response)
     assert result.returncode == 0, result.stderr
     answer: dict[str, object] = json.loads(result.stdout)
     return answer
@@ -142,26 +137,7 @@ def test_a_response_topic_elsewhere_is_refused_on_the_verbs_reply_topic(
     watcher.wait_for(topics.health, healthy)
     sent = time.monotonic()
     elsewhere = "homeassistant/sensor/evil/config"
-    result = subprocess.run(
-        [
-            "mosquitto_rr",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            topics.request("status"),
-            "-e",
-            elsewhere,
-            "-n",
-            "-W",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    result = run_rr(broker, topics.request("status"), elsewhere, wait=2)
     assert result.returncode != 0  # nothing came back on the token topic
     refusal = watcher.wait_for(topics.response("status"), after=sent).json()
     assert refusal["status"] == "error" and "Response Topic" in refusal["error"]
