@@ -78,23 +78,24 @@ class RequestHandler:
         verb = topics.verb_of(message.topic)
         if message.retain or verb is None:
             return  # a retained command is stale by definition
-        reply = Reply(topic=topics.response(verb), correlation_data=message.correlation_data)
-        if message.response_topic is not None and not self._replies_to(message.response_topic):
-            self._refuse(reply)
-            return
+        asked = message.response_topic or None  # an empty Response Topic is none
+        refused = asked is not None and not self._replies_to(asked)
         reply = Reply(
-            topic=message.response_topic or reply.topic, correlation_data=reply.correlation_data
+            topic=asked if asked is not None and not refused else topics.response(verb),
+            correlation_data=message.correlation_data,
         )
-        if verb == "auth":  # the payload is the pasted redirect URL, not JSON
+        if verb == "auth" and not refused:  # the payload is the pasted redirect URL, not JSON
             self._auth(message.payload, reply)
             return
         try:
-            body = parse_request(message.payload)
+            body = {} if verb == "auth" else parse_request(message.payload)
         except RequestError as err:
             self._out.respond(reply, ok=False, error=str(err))
             return
         transaction = body.get("transaction")
-        if verb not in REQUEST_VERBS:
+        if refused:
+            self._refuse(reply, transaction)
+        elif verb not in REQUEST_VERBS:
             known = ", ".join(sorted(REQUEST_VERBS))
             error = f"unknown verb {verb!r}; use one of {known}"
             self._out.respond(reply, ok=False, error=error, transaction=transaction)
@@ -118,7 +119,7 @@ class RequestHandler:
             and not any(c in topic for c in "+#\0")
         )
 
-    def _refuse(self, reply: Reply) -> None:
+    def _refuse(self, reply: Reply, transaction: Any) -> None:
         prefix = self._out.topics.response("")
         self._refused += 1
         if self._refusal_logs.allow(self._now()):
@@ -129,7 +130,7 @@ class RequestHandler:
             )
             self._refused = 0
         error = f"refused: the Response Topic must be under {prefix}"
-        self._out.respond(reply, ok=False, error=error)
+        self._out.respond(reply, ok=False, error=error, transaction=transaction)
 
     def _refresh(self, request: Request, body: dict[str, Any], reply: Reply) -> None:
         transaction = body.get("transaction")
