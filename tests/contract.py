@@ -149,6 +149,11 @@ class Contract:
         for channel in self.channels.values():
             if channel.topic(base) == topic:
                 return channel
+        if topic.startswith(f"{base}/response/"):  # an MQTT 5 Response Topic under response/
+            verb = topic[len(f"{base}/response/") :].split("/", maxsplit=1)[0]
+            replies = [c for c in self.channels.values() if "/response/" in c.address]
+            named = [c for c in replies if c.topic(base) == f"{base}/response/{verb}"]
+            return (named or replies or [None])[0]
         return None
 
     def problems(

@@ -135,9 +135,15 @@ def state_digest(state: str) -> str:
 
 
 def code_from_redirect(
-    text: str, *, expected_state: str | None, used_state: str | None = None
+    text: str,
+    *,
+    expected_state: str | None,
+    used_state: str | None = None,
+    bare_code: bool = True,
 ) -> str:
-    """The authorization code from the pasted redirect URL (checking `state`), or a bare code.
+    """The authorization code from the pasted redirect URL (checking `state`), or a bare code
+    where `bare_code` allows one (the terminal; never over MQTT, where only the offered
+    login's state is accepted).
 
     `expected_state`: the login in progress (None when there is none); `used_state`: the
     `state_digest` of the last finished login, so its redirect pasted again is named as such.
@@ -147,6 +153,8 @@ def code_from_redirect(
     if not text:
         raise InputError(f"nothing was pasted: {PASTE_THIS}")
     if "=" not in text and "/" not in text and "?" not in text:
+        if not bare_code:
+            raise InputError(f"a bare code is not accepted here: {PASTE_THIS}")
         if not _looks_like_code(text):
             raise InputError(f"the pasted text is not a login address or code: {PASTE_THIS}")
         return text  # a bare code
@@ -161,6 +169,8 @@ def code_from_redirect(
             f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
             error=params["error"][0][:60],
         )
+    if len(params.get("state", [])) > 1 or len(params.get("code", [])) > 1:
+        raise InputError("the pasted address has more than one state or code: paste it as is")
     state = params.get("state", [""])[0]
     codes = params.get("code", [])
     if state and used_state and secrets.compare_digest(state_digest(state), used_state):

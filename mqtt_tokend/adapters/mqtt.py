@@ -25,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.contract.messages import Message, Reply
+from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.errors import BrokerError
 
 _LOG = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _LOG = logging.getLogger(__name__)
 QOS = 1
 RECONNECT_MIN = 1
 RECONNECT_MAX = 30
+OVERSIZE_LOG_INTERVAL = 60.0  # seconds between two log lines about dropped large messages
 
 
 def _set_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
@@ -106,9 +108,16 @@ class MqttLink:
         on_connected: Callable[[], None],
         on_message: Callable[[Message], None],
         on_disconnected: Callable[[], None] | None = None,
+        max_packet: int | None = None,
     ) -> None:
+        """`max_packet` bounds what the broker may deliver: announced as the MQTT 5 Maximum
+        Packet Size in CONNECT (the broker then drops anything larger for us), and under
+        3.1.1 a larger payload is dropped before `on_message` sees it."""
         self._config = config
         self._on_disconnected = on_disconnected
+        self._max_packet = max_packet
+        self._oversize_logs = Throttle(OVERSIZE_LOG_INTERVAL)
+        self._dropped = 0
         self._subscriptions = list(subscriptions)
         self._on_connected = on_connected
         self._on_message = on_message
@@ -131,7 +140,13 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background; a broker that is down is retried forever."""
-        self._client.connect_async(self._config.host, self._config.port, self._config.keepalive)
+        props = None
+        if self._config.protocol == 5 and self._max_packet is not None:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.MaximumPacketSize = self._max_packet
+        self._client.connect_async(
+            self._config.host, self._config.port, self._config.keepalive, properties=props
+        )
         self._client.loop_start()
 
     @property
@@ -225,10 +240,24 @@ class MqttLink:
         _LOG.debug("cannot reach the broker at %s; retrying", describe(self._config))
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if self._max_packet is not None and len(msg.payload) > self._max_packet:
+            self._drop_oversized(msg)
+            return
         try:
             self._on_message(_message(msg))
         except Exception:
             _LOG.exception("a message on %s could not be handled", msg.topic)
+
+    def _drop_oversized(self, msg: paho.MQTTMessage) -> None:
+        self._dropped += 1
+        if self._oversize_logs.allow(time.monotonic()):
+            _LOG.warning(
+                "dropped %d message(s) over %d bytes (the last on %s)",
+                self._dropped,
+                self._max_packet,
+                msg.topic[:200],
+            )
+            self._dropped = 0
 
 
 class OneShot:

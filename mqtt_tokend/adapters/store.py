@@ -319,7 +319,7 @@ class TokenStore:
     def save_status(self, status: dict[str, Any]) -> None:
         """Write the health record (no secrets in it)."""
         self.ensure_dir()
-        write_json(self.path(STATUS_FILE), status, mode=0o644)
+        write_json(self.path(STATUS_FILE), status, mode=0o640)
 
     def _read_tokens(self, path: Path) -> Tokens | None:
         record = read_json(path)

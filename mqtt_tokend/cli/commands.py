@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from mqtt_tokend.adapters import login
@@ -30,6 +31,7 @@ def authorize(
     config: Config,
     *,
     listen: bool = False,
+    redirect_file: str | None = None,
     redirect_url: str | None = None,
     timeout: float = 600.0,
     stdin: TextIO = sys.stdin,
@@ -39,6 +41,13 @@ def authorize(
     """Headless login: print the URL, take the redirect back, store and confirm the tokens."""
     from mqtt_tokend.daemon.wiring import make_spotify
 
+    if redirect_url is not None:  # on the command line, the code and state are in /proc
+        raise InputError(
+            "--redirect-url puts the login's code on the command line, where every process "
+            "can read it: use --redirect-file PATH (or --redirect-file - and paste it)"
+        )
+    if redirect_file is not None:
+        redirect_url = _read_redirect(redirect_file, stdin)
     store, cipher = _store(config)
     store.ensure_dir()
     spotify = make_spotify(config)
@@ -73,7 +82,7 @@ def authorize(
             if not pasted:
                 raise InputError(
                     "no redirect URL was given; finish this login later with "
-                    "`mqtt-tokend auth --redirect-url 'URL'`"
+                    "`mqtt-tokend auth --redirect-file -` (paste the address, then Enter)"
                 )
         code = login.code_from_redirect(pasted, expected_state=pending.state, used_state=used)
         profile = login.complete(pending, code, spotify=spotify, store=store)
@@ -84,6 +93,16 @@ def authorize(
     print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
     print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
     return 0
+
+
+def _read_redirect(path: str, stdin: TextIO) -> str:
+    """The redirect URL from a file, or from standard input for `-`."""
+    if path == "-":
+        return stdin.readline()
+    try:
+        return Path(path).read_text(encoding="utf-8")[:8192]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read the redirect URL from {path}: {err}") from None
 
 
 def _tunnel_hint(where: str, err: TextIO) -> None:
@@ -173,10 +192,11 @@ def format_status(health: dict[str, Any], *, online: bool | None, now: float) ->
     lines = [f"{name:<16}{value}" for name, value in rows]
     if health.get("instructions"):
         lines += ["", f"TO DO: {health['instructions']}"]
-    if health.get("auth_url"):
+    if health.get("login_pending"):
         lines += [
             "",
-            f"Or open this link and paste where it leads into Home Assistant: {health['auth_url']}",
+            "Or open the login link Home Assistant shows (retained on "
+            f"{health.get('login_topic')}) and paste where it leads into Home Assistant.",
         ]
     return "\n".join(lines)
 

@@ -145,7 +145,12 @@ COMMANDS = (
         "auth",
         "one-time headless login",
         f"{COMMANDS_MODULE}:authorize",
-        lambda a: {"listen": a.listen, "redirect_url": a.redirect_url, "timeout": a.timeout},
+        lambda a: {
+            "listen": a.listen,
+            "redirect_file": a.redirect_file,
+            "redirect_url": a.redirect_url,
+            "timeout": a.timeout,
+        },
         timeout=600,
         options=(
             _flag(
@@ -153,8 +158,14 @@ COMMANDS = (
                 "serve the loopback redirect URI (for an SSH tunnel) instead of pasting",
             ),
             Option(
-                ("--redirect-url",), {"help": "finish the pending login with this redirect URL"}
+                ("--redirect-file",),
+                {
+                    "metavar": "PATH",
+                    "help": "finish the pending login with the redirect URL in this file "
+                    "(- for standard input)",
+                },
             ),
+            Option(("--redirect-url",), {"help": argparse.SUPPRESS}),
         ),
     ),
     Command(

@@ -67,7 +67,7 @@ class Health:
     instructions: str | None = None
     user: str | None = None
     reauth_by: float | None = None
-    auth_url: str | None = None
+    login_topic: str | None = None  # where the offered login's URL is, while one is
     player: dict[str, Any] | None = None
     retry_after_until: float | None = None
 
@@ -84,7 +84,8 @@ class Health:
             "checked_at": _seconds(self.checked_at),
             "user": self.user,
             "reauth_by": _seconds(self.reauth_by),
-            "auth_url": self.auth_url,
+            "login_pending": self.login_topic is not None,
+            "login_topic": self.login_topic,
             "player": self.player,
             "retry_after_until": _seconds(self.retry_after_until),
             "version": __version__,

@@ -144,7 +144,9 @@ def parse_request(payload: bytes) -> dict[str, Any]:
     if not payload.strip():
         return {}
     try:
-        body = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        body = json.loads(
+            payload.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise RequestError("payload is not JSON (send nothing, or a JSON object)") from None
     if not isinstance(body, dict):
@@ -160,6 +162,14 @@ def parse_request(payload: bytes) -> dict[str, Any]:
 def _refuse_constant(name: str) -> None:
     """NaN and Infinity are not JSON: echoed back, they would break the sender's parser."""
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """1e400 is valid JSON but parses to inf, which cannot be echoed back as JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def _depth(value: Any) -> int:

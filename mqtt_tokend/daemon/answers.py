@@ -1,8 +1,18 @@
-"""Answers to `<base>/request/<verb>`: refresh, check, status, and auth from the dashboard."""
+"""Answers to `<base>/request/<verb>`: refresh, check, status, and auth from the dashboard.
+
+Every request is hostile until proven otherwise. An answer goes only under
+`<base>/response/`: a request whose MQTT 5 Response Topic points anywhere else is refused,
+with the error on `<base>/response/<verb>`, and the refusals are logged at most once a
+minute. `check` costs Spotify at most one check per CHECK_MIN_INTERVAL seconds, whatever
+the burst; a refused paste tells the health record and the alert topic at most once per
+FAILED_LOGIN_REPORT_INTERVAL seconds.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from mqtt_tokend.contract.health import State
@@ -10,12 +20,18 @@ from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.topics import REQUEST_VERBS
 from mqtt_tokend.contract.wire import RequestError, parse_request
 from mqtt_tokend.contract.wording import user_name
+from mqtt_tokend.core.gate import SingleFlight, Throttle
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.refusal import not_refreshed
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
+
+CHECK_MIN_INTERVAL = 30.0  # seconds between two Spotify checks asked for over MQTT
+FAILED_LOGIN_REPORT_INTERVAL = 60.0  # seconds between two `auth_failed` reports
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two log lines about refused Response Topics
+MAX_RESPONSE_TOPIC = 256  # characters
 
 
 class Session(Protocol):
@@ -45,9 +61,16 @@ class Session(Protocol):
 class RequestHandler:
     """Parses a request, acts through the session, and answers on the response topic."""
 
-    def __init__(self, session: Session, out: Broadcaster) -> None:
+    def __init__(
+        self, session: Session, out: Broadcaster, *, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._session = session
         self._out = out
+        self._now = now
+        self._checks = SingleFlight(CHECK_MIN_INTERVAL)
+        self._failure_reports = Throttle(FAILED_LOGIN_REPORT_INTERVAL)
+        self._refusal_logs = Throttle(REFUSAL_LOG_INTERVAL)
+        self._refused = 0  # requests refused for their Response Topic since the last log line
 
     def handle(self, request: Request) -> None:
         """Act on one request; malformed ones get an error answer and change nothing."""
@@ -56,30 +79,59 @@ class RequestHandler:
         verb = topics.verb_of(message.topic)
         if message.retain or verb is None:
             return  # a retained command is stale by definition
+        asked = message.response_topic or None  # an empty Response Topic is none
+        refused = asked is not None and not self._replies_to(asked)
         reply = Reply(
-            topic=message.response_topic or topics.response(verb),
+            topic=asked if asked is not None and not refused else topics.response(verb),
             correlation_data=message.correlation_data,
         )
-        if verb == "auth":  # the payload is the pasted redirect URL, not JSON
+        if verb == "auth" and not refused:  # the payload is the pasted redirect URL, not JSON
             self._auth(message.payload, reply)
             return
         try:
-            body = parse_request(message.payload)
+            body = {} if verb == "auth" else parse_request(message.payload)
         except RequestError as err:
             self._out.respond(reply, ok=False, error=str(err))
             return
         transaction = body.get("transaction")
-        if verb not in REQUEST_VERBS:
+        if refused:
+            self._refuse(reply, transaction)
+        elif verb not in REQUEST_VERBS:
             known = ", ".join(sorted(REQUEST_VERBS))
             error = f"unknown verb {verb!r}; use one of {known}"
             self._out.respond(reply, ok=False, error=error, transaction=transaction)
         elif verb == "refresh":
             self._refresh(request, body, reply)
         else:
-            if verb == "check":
+            if verb == "check" and self._checks.should_call(
+                received=request.received, now=self._now()
+            ):
                 self._session.check()
+                self._checks.done(ended=self._now())
             health = self._session.health_payload()
             self._out.respond(reply, ok=True, data=health, transaction=transaction)
+
+    def _replies_to(self, topic: str) -> bool:
+        """A Response Topic the agent may publish to: one topic under `<base>/response/`."""
+        prefix = self._out.topics.response("")
+        return (
+            topic.startswith(prefix)
+            and len(prefix) < len(topic) <= MAX_RESPONSE_TOPIC
+            and not any(c in topic for c in "+#\0")
+        )
+
+    def _refuse(self, reply: Reply, transaction: Any) -> None:
+        prefix = self._out.topics.response("")
+        self._refused += 1
+        if self._refusal_logs.allow(self._now()):
+            _LOG.warning(
+                "refused %d request(s) whose MQTT 5 Response Topic is not under %s",
+                self._refused,
+                prefix,
+            )
+            self._refused = 0
+        error = f"refused: the Response Topic must be under {prefix}"
+        self._out.respond(reply, ok=False, error=error, transaction=transaction)
 
     def _refresh(self, request: Request, body: dict[str, Any], reply: Reply) -> None:
         transaction = body.get("transaction")
@@ -100,9 +152,10 @@ class RequestHandler:
         try:
             profile = self._session.finish_login(payload)
         except TokendError as err:
-            _LOG.warning("re-authorization over MQTT failed: %s", err)
             self._out.respond(reply, ok=False, error=str(err))
-            self._session.login_failed(f"the pasted login was not accepted: {err}")
+            if self._failure_reports.allow(self._now()):  # a flood is one report a minute
+                _LOG.warning("re-authorization over MQTT failed: %s", err)
+                self._session.login_failed(f"the pasted login was not accepted: {err}")
             return
         who = user_name(profile) or "unknown user"
         _LOG.info("logged in over MQTT as %s", who)

@@ -64,6 +64,10 @@ class Broadcaster:
         """The health record, retained."""
         self._publisher.publish(self.topics.health, _json(payload), retain=True)
 
+    def login(self, url: str | None) -> None:
+        """The offered login's URL, retained; an empty payload clears it (no login offered)."""
+        self._publisher.publish(self.topics.login, url or b"", retain=True)
+
     def devices(self, devices: list[dict[str, Any]], *, now: float) -> None:
         """The account's Spotify Connect devices, retained."""
         body = {"devices": devices, "at": round(now, 3)}

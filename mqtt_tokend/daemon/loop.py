@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.daemon.answers import RequestHandler
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request, Stop
@@ -23,6 +26,8 @@ from mqtt_tokend.daemon.sinks import Sinks
 from mqtt_tokend.daemon.snapshot import Retained
 
 _LOG = logging.getLogger(__name__)
+
+BIRTH_COALESCE = 5.0  # seconds: Home Assistant births this close together announce once
 
 
 class Agent:
@@ -36,12 +41,14 @@ class Agent:
         login: RemoteLogin,
         mqtt: Broadcaster,
         inbox: queue.Queue[InboxItem],
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keeper = keeper
         self._sinks = sinks
         self._login = login
         self._inbox = inbox
-        self._answers = RequestHandler(self, mqtt)
+        self._answers = RequestHandler(self, mqtt, now=now)
+        self._births = Throttle(BIRTH_COALESCE)
 
     @property
     def state(self) -> State:
@@ -77,8 +84,9 @@ class Agent:
         if isinstance(item, Connected):
             self._sinks.announce(self._keeper.snapshot())
         elif isinstance(item, Request) and self._sinks.is_birth(item.message):
-            _LOG.info("Home Assistant (re)started; publishing discovery again")
-            self._sinks.announce(self._keeper.snapshot())
+            if self._births.allow(item.received):  # discovery is retained: once is enough
+                _LOG.info("Home Assistant (re)started; publishing discovery again")
+                self._sinks.announce(self._keeper.snapshot())
         elif isinstance(item, Request):
             self._answers.handle(item)
         self._sinks.feed(self._keeper.run_due())

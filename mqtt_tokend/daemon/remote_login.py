@@ -1,4 +1,9 @@
-"""Re-authorization from anywhere that can publish: the agent offers a URL, takes the redirect.
+"""Re-authorization over MQTT: the agent offers a URL, takes the redirect on `request/auth`.
+
+A pasted redirect is accepted only with the state of the login the agent itself offered,
+within PENDING_MAX_AGE, and once: the first paste carrying that state uses the offer up,
+whether Spotify then accepts its code or not, and a fresh offer (new state) takes its place.
+So a wrong code costs at most one Spotify call per offer, and a bare code is refused.
 
 The login in progress is kept in the agent's memory only, so it never collides with a
 `mqtt-tokend auth` run at the same time (whichever finishes first wins; the agent notices a
@@ -41,6 +46,13 @@ class RemoteLogin:
         """The URL to open, while a login is offered."""
         return self._pending.url if self._pending else None
 
+    def current(self) -> str | None:
+        """The URL of the offered login, renewed first when it has grown too old; None when
+        no login is offered."""
+        if self._pending is None:
+            return None
+        return self.offer()
+
     def offer(self) -> str:
         """A fresh authorization URL (new state and PKCE verifier), unless a recent one stands."""
         pending = self._pending
@@ -66,10 +78,19 @@ class RemoteLogin:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError("the pasted text is not UTF-8") from None
+        pending = self._pending
+        if self._now() - pending.created_at > auth.PENDING_MAX_AGE:
+            self.offer()  # a fresh URL for whoever may see it
+            raise InputError("that login is too old: open the newest login link and try again")
         used = self._store.load_session().get("used_login")
-        code = auth.code_from_redirect(text, expected_state=self._pending.state, used_state=used)
-        profile = auth.complete(
-            self._pending, code, spotify=self._spotify, store=self._store, now=self._now
+        code = auth.code_from_redirect(
+            text, expected_state=pending.state, used_state=used, bare_code=False
         )
-        self._pending = None
-        return profile
+        self._pending = None  # this offer is used up, whatever Spotify says about the code
+        try:
+            return auth.complete(
+                pending, code, spotify=self._spotify, store=self._store, now=self._now
+            )
+        except Exception:
+            self.offer()
+            raise

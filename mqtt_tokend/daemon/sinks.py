@@ -50,6 +50,7 @@ class Sinks:
         self._discovery_removed = False
         self.broker = broker
         self._ready = False  # systemd has been told READY=1
+        self._login_shown: str | None = None  # the URL retained on <base>/login now
 
     def feed(self, snapshot: Snapshot) -> None:
         """Tell people, then publish what the step changed: tokens before health."""
@@ -69,6 +70,7 @@ class Sinks:
             )  # 3.1.1 brokers do not expire it
         if Retained.APP_TOKEN in changed or (everything and snapshot.app_token is not None):
             self._publish_token(TokenKind.APP, snapshot.app_token, snapshot.now)
+        self._publish_login(snapshot, force=everything)
         if everything or Retained.HEALTH in changed:
             self._publish_health(snapshot)
         if snapshot.devices is not None:
@@ -99,7 +101,7 @@ class Sinks:
             instructions=current.instructions if current else None,
             user=snapshot.user,
             reauth_by=snapshot.reauth_by,
-            auth_url=self._login.url if snapshot.login_rejected else None,
+            login_topic=self._mqtt.topics.login if self._login_offered(snapshot) else None,
             player=snapshot.player,
             retry_after_until=snapshot.retry_after_until,
         )
@@ -139,6 +141,17 @@ class Sinks:
             issued_at=token.issued_at,
             now=now,
         )
+
+    def _login_offered(self, snapshot: Snapshot) -> bool:
+        return snapshot.login_rejected and self._login.url is not None
+
+    def _publish_login(self, snapshot: Snapshot, *, force: bool) -> None:
+        """The offered login's URL on its own topic, which only the agent and Home Assistant
+        read: it carries the login's state. A stale offer is renewed first."""
+        url = self._login.current() if snapshot.login_rejected else None
+        if force or url != self._login_shown:
+            self._mqtt.login(url)
+            self._login_shown = url
 
     def _publish_health(self, snapshot: Snapshot) -> None:
         payload = self.health(snapshot).to_payload()

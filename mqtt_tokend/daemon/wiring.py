@@ -24,6 +24,7 @@ from mqtt_tokend.contract import homeassistant
 from mqtt_tokend.contract.health import auth_instructions
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE, Topics
+from mqtt_tokend.contract.wire import MAX_REQUEST_BYTES
 from mqtt_tokend.core.timing import Clock, SystemClock
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
@@ -40,6 +41,10 @@ from mqtt_tokend.daemon.token_files import TokenFiles
 from mqtt_tokend.errors import ConfigError, CryptoError
 
 _LOG = logging.getLogger(__name__)
+
+# The largest packet the agent takes from the broker: a request's 4 KiB payload, its topic and
+# MQTT 5 properties. Announced in CONNECT, so the broker never delivers a larger one.
+MAX_PACKET = MAX_REQUEST_BYTES + 4096
 
 
 CLIENT_ID_FILE = "mqtt_client_id"  # in the state directory: the agent's session name
@@ -135,7 +140,9 @@ def build_agent(
         check_interval=settings.check_interval,
         broker=broker,
     )
-    return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox)
+    return Agent(
+        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox, now=clock.monotonic
+    )
 
 
 # The most Spotify calls one step of the loop makes (refresh, profile, devices, player); each
@@ -189,6 +196,7 @@ def serve(config: Config) -> int:
         on_connected=lambda: inbox.put(Connected()),
         on_message=on_message,
         on_disconnected=lambda: inbox.put(Disconnected()),
+        max_packet=MAX_PACKET,
     )
     spotify = make_spotify(config)
     broker = BrokerWatch(

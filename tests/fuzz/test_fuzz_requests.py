@@ -60,7 +60,12 @@ SCENARIOS = ("ok", "auth-required", "logged-out")
 _LEVEL = st.characters(codec="utf-8", exclude_characters="+#\0")
 KNOWN_VERBS = ["refresh", "check", "status", "auth"]
 verbs = st.one_of(st.sampled_from(KNOWN_VERBS), st.text(_LEVEL, max_size=12))
-response_topics = st.none() | st.just("") | st.text(_LEVEL, min_size=1, max_size=30)
+response_topics = (
+    st.none()
+    | st.just("")
+    | st.text(_LEVEL, min_size=1, max_size=30)
+    | st.text(_LEVEL, min_size=1, max_size=30).map(TOPICS.response)
+)
 correlations = st.none() | st.binary(max_size=16)
 
 
@@ -218,7 +223,10 @@ def check_answer(answer: Published, req: Request) -> dict[str, Any]:
     message = req.message
     verb = TOPICS.verb_of(message.topic)
     assert verb is not None
-    assert answer.topic == (message.response_topic or TOPICS.response(verb))
+    # Only a Response Topic under <base>/response/ is honoured; any other is refused there.
+    honoured = (message.response_topic or "").startswith(TOPICS.response(""))
+    expected = message.response_topic if honoured else TOPICS.response(verb)
+    assert answer.topic == expected
     assert not answer.retain
     assert answer.reply is not None
     assert answer.reply.correlation_data == message.correlation_data

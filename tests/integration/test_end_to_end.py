@@ -114,7 +114,9 @@ def test_auth_listen_serves_the_loopback_callback(config_file: Path) -> None:
     assert "Logged in to Spotify as" in err
 
 
-def test_auth_with_redirect_url_finishes_a_pending_login(config_file: Path) -> None:
+def test_auth_with_redirect_file_finishes_a_pending_login(config_file: Path) -> None:
+    """The redirect (code and state) comes from standard input or a file, never argv, where
+    every process on the Pi can read it in /proc/*/cmdline."""
     first = subprocess.run(
         [*CLI, "--config", str(config_file), "auth"],
         input="",
@@ -123,9 +125,28 @@ def test_auth_with_redirect_url_finishes_a_pending_login(config_file: Path) -> N
         timeout=30,
         check=False,
     )
-    assert first.returncode == 1 and "--redirect-url" in first.stderr
+    assert first.returncode == 1 and "--redirect-file -" in first.stderr
     redirect = approve(first.stdout.strip())
-    second = cli(config_file, "auth", "--redirect-url", redirect)
+    second = cli(config_file, "auth", "--redirect-file", "-", stdin=redirect + "\n")
+    assert second.returncode == 0, second.stderr
+    assert "Logged in" in second.stderr
+
+
+def test_auth_redirect_url_on_the_command_line_is_refused_with_what_to_use(
+    config_file: Path,
+) -> None:
+    result = cli(config_file, "auth", "--redirect-url", "http://127.0.0.1/?code=x&state=y")
+    assert result.returncode != 0
+    assert "--redirect-file" in result.stderr
+    assert not (config_file.parent / "state" / "spotify_tokens.json").exists()
+
+
+def test_auth_with_redirect_file_reads_the_file(config_file: Path) -> None:
+    first = cli(config_file, "auth", stdin="")
+    redirect = approve(first.stdout.strip())
+    path = config_file.parent / "redirect.txt"
+    path.write_text(redirect + "\n")
+    second = cli(config_file, "auth", "--redirect-file", str(path))
     assert second.returncode == 0, second.stderr
     assert "Logged in" in second.stderr
 

@@ -80,27 +80,22 @@ def test_login_run_get_token_and_forced_refresh(
 # ---- request/response with MQTT 5 properties ----------------------------------------------------
 
 
-def mosquitto_rr(broker: PrivateMosquitto, request: str, response: str) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            "mosquitto_rr",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-t",
-            request,
-            "-e",
-            response,
-            "-n",
-            "-W",
-            "10",
-        ],
+def run_rr(
+    broker: PrivateMosquitto, request: str, response: str, *, wait: int = 10
+) -> subprocess.CompletedProcess[str]:
+    """`mosquitto_rr`: a request with an MQTT 5 Response Topic; waits `wait` s for the answer."""
+    where = ["-h", broker.host, "-p", str(broker.port)]
+    return subprocess.run(
+        ["mosquitto_rr", *where, "-t", request, "-e", response, "-n", "-W", str(wait)],
         capture_output=True,
         text=True,
         timeout=20,
         check=False,
     )
+
+
+def mosquitto_rr(broker: PrivateMosquitto, request: str, response: str) -> dict[str, object]:
+    result = run_rr(broker, request, response)
     assert result.returncode == 0, result.stderr
     answer: dict[str, object] = json.loads(result.stdout)
     return answer
@@ -116,14 +111,14 @@ def test_mosquitto_rr_gets_the_status(
     assert answer["data"]["state"] == "ok"  # type: ignore[index]
 
 
-def test_the_response_topic_of_a_request_is_honoured(
+def test_a_response_topic_under_response_is_honoured(
     agent: AgentProcess, watcher: Watcher, broker: PrivateMosquitto, base_topic: str
 ) -> None:
     topics = Topics(base_topic)
     watcher.wait_for(topics.health, healthy)
     sent = time.monotonic()
-    elsewhere = f"replies/{uuid.uuid4().hex[:8]}/status"
-    answer = mosquitto_rr(broker, topics.request("status"), elsewhere)
+    mine = topics.response(f"status/{uuid.uuid4().hex[:8]}")
+    answer = mosquitto_rr(broker, topics.request("status"), mine)
     assert answer["status"] == "ok"
     assert answer["data"]["state"] == "ok"  # type: ignore[index]
     # A second request without a Response Topic: its answer comes after any stray first one.
@@ -135,12 +130,25 @@ def test_the_response_topic_of_a_request_is_honoured(
     assert [body.get("transaction") for body in on_default] == ["probe"]
 
 
+def test_a_response_topic_elsewhere_is_refused_on_the_verbs_reply_topic(
+    agent: AgentProcess, watcher: Watcher, broker: PrivateMosquitto, base_topic: str
+) -> None:
+    topics = Topics(base_topic)
+    watcher.wait_for(topics.health, healthy)
+    sent = time.monotonic()
+    elsewhere = "homeassistant/sensor/evil/config"
+    result = run_rr(broker, topics.request("status"), elsewhere, wait=2)
+    assert result.returncode != 0  # nothing came back on the token topic
+    refusal = watcher.wait_for(topics.response("status"), after=sent).json()
+    assert refusal["status"] == "error" and "Response Topic" in refusal["error"]
+
+
 def test_correlation_data_comes_back(
     agent: AgentProcess, watcher: Watcher, base_topic: str
 ) -> None:
     topics = Topics(base_topic)
     watcher.wait_for(topics.health, healthy)
-    reply_to = f"replies/{uuid.uuid4().hex[:8]}"
+    reply_to = topics.response(f"check/{uuid.uuid4().hex[:8]}")
     config = load_config(agent.config)
     with oneshot(config.mqtt, timeout=10, purpose="test") as session:
         session.subscribe([reply_to], timeout=5)

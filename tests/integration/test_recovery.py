@@ -92,7 +92,9 @@ def test_revocation_leads_to_auth_required_with_notice_and_alert_then_reauth_rec
     report("revocation to auth_required", needed.at - start)
     record = needed.json()
     assert "mqtt-tokend" in record["instructions"]
-    assert record["auth_url"].startswith(emulator.url)
+    assert record["login_pending"] is True and "auth_url" not in record
+    offered = watcher.wait_for(topics.login, lambda m: bool(m.payload), after=start)
+    assert offered.payload.decode().startswith(emulator.url)
     alert = watcher.wait_for(topics.alert, after=start).json()
     assert alert["event"] == "auth_required" and alert["instructions"]
     notice = logged_in.parent / "state" / "auth_failure_notice.txt"
@@ -120,7 +122,8 @@ def test_login_repaired_by_pasting_the_redirect_over_mqtt(
     watcher.wait_for(topics.health, state_is("ok"))
     emulator.revoke_all()
     force_refresh(broker, topics)
-    url = watcher.wait_for(topics.health, state_is("auth_required")).json()["auth_url"]
+    watcher.wait_for(topics.health, state_is("auth_required"))
+    url = watcher.wait_for(topics.login, lambda m: bool(m.payload)).payload.decode()
     redirect = approve(url)  # the owner's phone approves and lands on the redirect
     mosquitto_pub(broker, topics.request("auth"), "-m", redirect)
     answer = watcher.wait_for(topics.response("auth")).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from mqtt_tokend.adapters.store import PENDING_FILE
@@ -13,14 +14,19 @@ from tests.integration.conftest import approve, cli
 def start_login(config: Path) -> str:
     """`auth` with nothing on standard input: the login stays pending; its URL is returned."""
     first = cli(config, "auth", stdin="")
-    assert first.returncode == 1 and "--redirect-url" in first.stderr
+    assert first.returncode == 1 and "--redirect-file -" in first.stderr
     return first.stdout.strip()
+
+
+def paste(config: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`auth --redirect-file -`: the redirect on standard input, never on the command line."""
+    return cli(config, "auth", "--redirect-file", "-", stdin=text + "\n")
 
 
 def test_an_already_used_redirect_says_so_and_starts_no_login(config_file: Path) -> None:
     redirect = approve(start_login(config_file))
-    assert cli(config_file, "auth", "--redirect-url", redirect).returncode == 0
-    again = cli(config_file, "auth", "--redirect-url", redirect)
+    assert paste(config_file, redirect).returncode == 0
+    again = paste(config_file, redirect)
     assert again.returncode == 1
     assert "this login was already used" in again.stderr
     assert "Open this URL" not in again.stderr, "a new login was started unasked"
@@ -29,17 +35,17 @@ def test_an_already_used_redirect_says_so_and_starts_no_login(config_file: Path)
 
 def test_the_login_link_pasted_back_is_named(config_file: Path) -> None:
     url = start_login(config_file)
-    result = cli(config_file, "auth", "--redirect-url", url)
+    result = paste(config_file, url)
     assert result.returncode == 1
     assert "this is the login link itself" in result.stderr
 
 
 def test_a_cut_off_redirect_is_named(config_file: Path) -> None:
     redirect = approve(start_login(config_file))
-    result = cli(config_file, "auth", "--redirect-url", redirect[: redirect.index("state=") + 9])
+    result = paste(config_file, redirect[: redirect.index("state=") + 9])
     assert result.returncode == 1
     assert "the pasted address is cut off" in result.stderr
-    assert cli(config_file, "auth", "--redirect-url", redirect).returncode == 0  # still usable
+    assert paste(config_file, redirect).returncode == 0  # still usable
 
 
 def test_yes_is_not_sent_to_spotify(config_file: Path, emulator: SpotifyEmulator) -> None:

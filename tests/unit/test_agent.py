@@ -15,7 +15,7 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.daemon.inbox import Connected, Request, token_sha256
-from mqtt_tokend.daemon.loop import Agent
+from mqtt_tokend.daemon.loop import BIRTH_COALESCE, Agent
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
@@ -312,14 +312,15 @@ def test_unknown_verb_and_retained_requests(
 def test_mqtt5_response_topic_and_correlation_data_are_honoured(
     agent: Agent, clock: FakeClock, publisher: FakePublisher
 ) -> None:
+    inbox = TOPICS.response("status/client-7")
     message = Message(
         topic=TOPICS.request("status"),
         payload=b"",
-        response_topic="client/inbox",
+        response_topic=inbox,
         correlation_data=b"\x01\x02",
     )
     agent.step(Request(message=message, received=clock.monotonic()))
-    answer = publisher.last("client/inbox")
+    answer = publisher.last(inbox)
     assert answer.reply is not None and answer.reply.correlation_data == b"\x01\x02"
     assert answer.json()["data"]["state"] == "ok"
 
@@ -429,7 +430,9 @@ def test_revocation_writes_the_notice_alerts_once_and_offers_a_login(
     assert "mqtt-tokend" in notice.read_text() and "auth" in notice.read_text()
     assert alerts(publisher) == ["auth_required"]
     record = health(publisher)
-    assert record["auth_url"] and "state=" in str(record["auth_url"])
+    assert record["login_pending"] is True and record["login_topic"] == TOPICS.login
+    assert "state=" not in json.dumps(record)
+    assert "state=" in publisher.last(TOPICS.login).payload.decode()
     assert publisher.last(TOPICS.token).payload  # still served while it lasts
     for _ in range(3):
         clock.advance(LONG)
@@ -465,7 +468,8 @@ def test_a_new_login_clears_the_notice_with_a_recovered_alert(
     assert alerts(publisher) == ["auth_required", "recovered"]
     assert not (config.agent.state_dir / "auth_failure_notice.txt").exists()
     assert health(publisher)["instructions"] is None
-    assert health(publisher)["auth_url"] is None
+    assert health(publisher)["login_pending"] is False
+    assert publisher.last(TOPICS.login).payload == b""  # the offered login is withdrawn
 
 
 def test_login_pasted_over_mqtt_repairs_the_session(
@@ -475,8 +479,8 @@ def test_login_pasted_over_mqtt_repairs_the_session(
     publisher: FakePublisher,
 ) -> None:
     revoke(agent, clock, spotify)
-    url = str(health(publisher)["auth_url"])
-    state = url.split("state=")[1]
+    url = publisher.last(TOPICS.login).payload.decode()
+    state = url.split("state=")[1].split("&")[0]
     redirect = f"http://127.0.0.1:8888/callback?code=the-code&state={state}"
     agent.step(Request(Message(TOPICS.request("auth"), redirect.encode()), clock.monotonic()))
     assert spotify.codes == ["the-code"]
@@ -667,3 +671,40 @@ def test_with_discovery_disabled_the_device_is_removed_once(
     publisher.messages.clear()
     agent.step(Connected())
     assert discovery(publisher) == []
+
+
+def test_births_within_a_few_seconds_publish_discovery_once(
+    agent: Agent, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    first = discovery(publisher)
+    publisher.messages.clear()
+    birth = Message(topic="homeassistant/status", payload=b"online")
+    for _ in range(1000):
+        agent.step(Request(message=birth, received=clock.monotonic()))
+    assert sorted(discovery(publisher)) == sorted(first)  # once, not 1,000 times
+    assert len(publisher.messages) < 2 * len(first)
+    publisher.messages.clear()
+    clock.advance(BIRTH_COALESCE)
+    agent.step(Request(message=birth, received=clock.monotonic()))
+    assert sorted(discovery(publisher)) == sorted(first)
+
+
+def test_the_login_url_is_on_the_login_topic_only(
+    agent: Agent,
+    clock: FakeClock,
+    spotify: FakeSpotify,
+    publisher: FakePublisher,
+    config: Config,
+) -> None:
+    revoke(agent, clock, spotify)
+    url = publisher.last(TOPICS.login).payload.decode()
+    state = url.split("state=")[1].split("&")[0]
+    login_message = publisher.last(TOPICS.login)
+    assert login_message.retain
+    elsewhere = [m for m in publisher.messages if m is not login_message]
+    assert not any(state.encode() in m.payload for m in elsewhere)
+    status = config.agent.state_dir / "auto_token_status.json"
+    assert state not in status.read_text()
+    assert status.stat().st_mode & 0o777 == 0o640
+    notice = config.agent.state_dir / "auth_failure_notice.txt"
+    assert state not in notice.read_text()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
-from mqtt_tokend.daemon.answers import RequestHandler
+from mqtt_tokend.daemon.answers import (
+    CHECK_MIN_INTERVAL,
+    FAILED_LOGIN_REPORT_INTERVAL,
+    RequestHandler,
+)
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.errors import InputError
@@ -71,3 +77,107 @@ def test_a_refused_pasted_login_is_told_to_the_session_and_the_sender() -> None:
     assert session.failures == [
         "the pasted login was not accepted: no login is pending: the agent is logged in"
     ]
+
+
+# ---- hostile requests ---------------------------------------------------------------------
+
+
+class Clock:
+    """Monotonic seconds that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def handler(clock: Clock | None = None) -> tuple[RequestHandler, StubSession, FakePublisher]:
+    session, publisher = StubSession(), FakePublisher()
+    out = Broadcaster(publisher, TOPICS, TokenCipher([generate_key()]))
+    return RequestHandler(session, out, now=clock or Clock()), session, publisher
+
+
+def request(verb: str, payload: bytes = b"", *, at: float = 0.0, **mqtt5: Any) -> Request:
+    return Request(Message(TOPICS.request(verb), payload, **mqtt5), at)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "test/answers/request/auth",  # the agent would read its own reply as a pasted login
+        "test/answers/token",
+        "test/answers/health",
+        "homeassistant/sensor/evil/config",
+        "test/answers/response",  # the prefix itself, not a topic under it
+        "test/answers/response/+",
+        "test/answers/responsex/refresh",
+        "test/answers/response/" + "x" * 300,
+    ],
+)
+def test_a_response_topic_outside_response_is_refused_on_the_verbs_own_reply_topic(
+    topic: str,
+) -> None:
+    answers, session, publisher = handler()
+    answers.handle(request("refresh", b'{"transaction": 3}', response_topic=topic))
+    answers.handle(request("check", response_topic=topic))
+    answers.handle(request("auth", b"?code=c&state=s", response_topic=topic))
+    assert {p.topic for p in publisher.messages} == {
+        TOPICS.response("refresh"),
+        TOPICS.response("check"),
+        TOPICS.response("auth"),
+    }
+    for published in publisher.messages:
+        answer = published.json()
+        assert answer["status"] == "error" and "Response Topic" in answer["error"]
+    assert session.checks == 0 and session.failures == []  # refused: nothing was done
+
+
+def test_a_response_topic_under_response_is_honoured() -> None:
+    answers, _, publisher = handler()
+    inbox = TOPICS.response("refresh/player-1")
+    answers.handle(request("status", response_topic=inbox, correlation_data=b"\x07"))
+    assert publisher.last(inbox).json()["status"] == "ok"
+
+
+def test_refused_response_topics_are_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    answers, _, _ = handler(clock)
+    for _ in range(1000):
+        answers.handle(request("status", response_topic="test/answers/token"))
+    clock.now += 60
+    answers.handle(request("status", response_topic="test/answers/token"))
+    lines = [r.getMessage() for r in caplog.records if "Response Topic" in r.getMessage()]
+    assert lines == [
+        "refused 1 request(s) whose MQTT 5 Response Topic is not under test/answers/response/",
+        "refused 1000 request(s) whose MQTT 5 Response Topic is not under test/answers/response/",
+    ]
+
+
+def test_a_burst_of_checks_costs_one_check_per_interval() -> None:
+    clock = Clock()
+    answers, session, publisher = handler(clock)
+    for _ in range(10_000):
+        answers.handle(request("check", at=clock.now - 1))
+    assert session.checks == 1
+    assert len(publisher.on(TOPICS.response("check"))) == 10_000  # each is answered
+    clock.now += CHECK_MIN_INTERVAL - 1
+    answers.handle(request("check", at=clock.now))
+    assert session.checks == 1
+    clock.now += 1
+    answers.handle(request("check", at=clock.now))
+    assert session.checks == 2
+
+
+def test_a_flood_of_failed_pastes_is_reported_once_a_minute() -> None:
+    clock = Clock()
+    answers, session, publisher = handler(clock)
+    for _ in range(10_000):
+        answers.handle(request("auth", b""))
+    assert len(session.failures) == 1
+    assert len(publisher.on(TOPICS.response("auth"))) == 10_000
+    clock.now += FAILED_LOGIN_REPORT_INTERVAL
+    answers.handle(request("auth", b""))
+    assert len(session.failures) == 2

@@ -301,12 +301,12 @@ def test_session_round_trip(store: TokenStore) -> None:
     assert store.load_session() == {"user_id": "alice", "last_refresh": T0}
 
 
-def test_status_is_world_readable_and_round_trips(store: TokenStore) -> None:
+def test_status_is_group_readable_only_and_round_trips(store: TokenStore) -> None:
     assert read_status(store.state_dir) is None
     record = {"state": "ok", "message": "token valid", "checked_at": T0}
     store.save_status(record)
     assert read_status(store.state_dir) == record
-    assert _mode(store.path(STATUS_FILE)) == 0o644
+    assert _mode(store.path(STATUS_FILE)) == 0o640
 
 
 def test_read_json_errors_name_the_file(tmp_path: Path) -> None:

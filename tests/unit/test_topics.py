@@ -245,8 +245,18 @@ def test_auth_required_without_instructions_is_refused() -> None:
 
 def test_health_may_grow_new_properties() -> None:
     payload = Health(state=State.OK, message="m", checked_at=2e9).to_payload()
-    payload |= {"reauth_by": 2e9, "auth_url": "http://127.0.0.1:8888/", "player": {}}
+    payload |= {"reauth_by": 2e9, "player": {}, "something_new": 1}
     assert not list(schema("health.json").iter_errors(payload))
+
+
+def test_health_never_carries_the_login_url() -> None:
+    """The URL holds the login's state: it is on `<base>/login` only, never in health."""
+    payload = Health(state=State.OK, message="m", checked_at=2e9, login_topic="b/login")
+    record = payload.to_payload()
+    assert record["login_pending"] is True and record["login_topic"] == "b/login"
+    assert not list(schema("health.json").iter_errors(record))
+    record["auth_url"] = "http://127.0.0.1:8888/?state=s"
+    assert list(schema("health.json").iter_errors(record))
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,10 @@ def test_the_rejected_request_names_the_reason_and_the_token() -> None:
         "transaction": "t",
     }
     assert body["reason"] == wire.Reason.REJECTED
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"Infinity", b"NaN"])
+def test_a_non_finite_number_is_refused_not_echoed(number: bytes) -> None:
+    """1e400 is valid JSON but parses to inf, which json.dumps would echo as `Infinity`."""
+    with pytest.raises(wire.RequestError, match="not JSON"):
+        wire.parse_request(b'{"transaction": ' + number + b"}")

@@ -1,0 +1,30 @@
+"""Rate limits and single flight, with times handed in: nothing here sleeps."""
+
+from __future__ import annotations
+
+from mqtt_tokend.core.gate import SingleFlight, Throttle
+
+
+def test_throttle_passes_the_first_then_once_per_interval() -> None:
+    throttle = Throttle(60.0)
+    assert [throttle.allow(t) for t in (100.0, 100.0, 159.9)] == [True, False, False]
+    assert throttle.allow(160.0) is True
+    assert throttle.allow(219.0) is False
+
+
+def test_single_flight_first_request_calls() -> None:
+    assert SingleFlight(30.0).should_call(received=5.0, now=5.0) is True
+
+
+def test_single_flight_answers_requests_that_arrived_before_the_call_ended() -> None:
+    flight = SingleFlight(30.0)
+    flight.done(ended=10.0)
+    # 10,000 requests queued while the call ran: none of them costs another call.
+    assert not any(flight.should_call(received=9.0 + i / 10_000, now=50.0) for i in range(10_000))
+
+
+def test_single_flight_holds_later_requests_for_the_interval() -> None:
+    flight = SingleFlight(30.0)
+    flight.done(ended=10.0)
+    assert flight.should_call(received=11.0, now=39.9) is False
+    assert flight.should_call(received=11.0, now=40.0) is True
