@@ -41,3 +41,49 @@ class SingleFlight:
     def done(self, *, ended: float) -> None:
         """Record the end of a call (successful or not)."""
         self._last_end = ended
+
+
+class RefreshGate:
+    """Single flight and rate limit for refresh requests; times are monotonic seconds.
+
+    A request that arrived before the last attempt ended is answered by that attempt. A plain
+    request within `min_interval` of the last attempt gets the current token. A consumer whose
+    current token was rejected gets one refresh at once, unless one was already tried for
+    that token. Nothing reaches Spotify while a Retry-After hold is in force.
+    """
+
+    def __init__(self, *, min_interval: float) -> None:
+        self._min_interval = min_interval
+        self._last_end: float | None = None
+        self._last_start_wall: float | None = None
+        self._hold_until: float | None = None
+        self._last_success: float | None = None
+
+    def attempted(self, *, started_wall: float, ended: float, succeeded: bool = True) -> None:
+        """Record a refresh attempt; only a success starts the `min_interval` again."""
+        self._last_start_wall = started_wall
+        self._last_end = ended
+        if succeeded:
+            self._last_success = ended
+
+    def hold(self, *, until: float) -> None:
+        """Spotify asked us to wait (Retry-After) until this monotonic time."""
+        self._hold_until = until
+
+    def should_call(
+        self, *, received: float, rejected_current: bool, token_issued_at: float, now: float
+    ) -> bool:
+        """True when a request that arrived at `received` justifies a call to Spotify now.
+
+        `rejected_current`: the consumer says Spotify refused the token that is current now.
+        """
+        if self._last_end is not None and received <= self._last_end:
+            return False
+        if self._hold_until is not None and now < self._hold_until:
+            return False
+        tried_this_token = (
+            self._last_start_wall is not None and self._last_start_wall > token_issued_at
+        )
+        if rejected_current and not tried_this_token:
+            return True
+        return self._last_success is None or now - self._last_success >= self._min_interval

@@ -17,12 +17,14 @@ from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import State, retry_after_until
+from mqtt_tokend.contract.wire import Reason, token_sha256
+from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.core.statemachine import Event, Facts, transition
 from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.checks import SessionChecks
 from mqtt_tokend.daemon.devices import DeviceWatch
-from mqtt_tokend.daemon.inbox import RefreshGate, Request
+from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.notify import CLIENT_FIX
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.daemon.snapshot import Happening, Retained, ServedToken, Snapshot, StepLog
@@ -130,7 +132,14 @@ class SessionKeeper(SessionChecks):
         tokens = self._tokens
         if tokens is None or self._login_rejected:
             return None
-        if not self._gate.should_call(request, body, tokens, now=self._clock.monotonic()):
+        names_current = body.get("token_sha256") == token_sha256(tokens.access_token)
+        rejected_current = body.get("reason") == Reason.REJECTED and names_current
+        if not self._gate.should_call(
+            received=request.received,
+            rejected_current=rejected_current,
+            token_issued_at=tokens.issued_at,
+            now=self._clock.monotonic(),
+        ):
             return None  # the current token is the answer
         self._refresh(str(body.get("reason") or "requested"))
         return self._handover()

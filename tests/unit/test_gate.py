@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mqtt_tokend.core.gate import SingleFlight, Throttle
+from mqtt_tokend.core.gate import RefreshGate, SingleFlight, Throttle
 
 
 def test_throttle_passes_the_first_then_once_per_interval() -> None:
@@ -28,3 +28,21 @@ def test_single_flight_holds_later_requests_for_the_interval() -> None:
     flight.done(ended=10.0)
     assert flight.should_call(received=11.0, now=39.9) is False
     assert flight.should_call(received=11.0, now=40.0) is True
+
+
+def test_refresh_gate_lets_a_rejected_current_token_through_once_per_token() -> None:
+    gate = RefreshGate(min_interval=30)
+    gate.attempted(started_wall=800.0, ended=100.0)  # the attempt before this token
+    rejected = {"rejected_current": True, "token_issued_at": 900.0}
+    assert gate.should_call(received=101.0, now=101.0, **rejected)  # within min_interval
+    gate.attempted(started_wall=1001.0, ended=102.0, succeeded=False)
+    # The refresh was tried after this token was issued: no second call for the same token.
+    assert not gate.should_call(received=103.0, now=103.0, **rejected)
+
+
+def test_refresh_gate_holds_everything_during_a_retry_after() -> None:
+    gate = RefreshGate(min_interval=0)
+    gate.hold(until=500.0)
+    rejected = {"rejected_current": True, "token_issued_at": 0.0}
+    assert not gate.should_call(received=10.0, now=499.9, **rejected)
+    assert gate.should_call(received=10.0, now=500.0, **rejected)

@@ -11,9 +11,10 @@ import pytest
 from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.daemon import token_files
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
-from mqtt_tokend.daemon.inbox import RefreshGate, Request
+from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.refusal import not_refreshed
 from mqtt_tokend.daemon.snapshot import Retained
@@ -186,9 +187,9 @@ def test_the_gate_counts_the_interval_from_the_last_success() -> None:
     gate = RefreshGate(min_interval=30)
     gate.attempted(started_wall=0, ended=100, succeeded=True)
     gate.attempted(started_wall=0, ended=110, succeeded=False)
-    held = Tokens("a", "r", 1e10, "s", 0, 0)
-    assert not gate.should_call(request(120), {}, held, now=120)
-    assert gate.should_call(request(131), {}, held, now=131)
+    plain = {"rejected_current": False, "token_issued_at": 0.0}
+    assert not gate.should_call(received=120, now=120, **plain)
+    assert gate.should_call(received=131, now=131, **plain)
 
 
 def test_a_refusal_says_retrying_with_the_count_and_the_next_attempt() -> None:
