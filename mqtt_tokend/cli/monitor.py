@@ -7,12 +7,11 @@ notice, publishes an alert on ``<base>/alert`` and sends an optional e-mail. A s
 ``health_check_state.json``, keeps it from alerting the same problem more than once a day,
 and lets it announce the recovery (and remove its own notice) once the problem is gone.
 
-The judging (`assess`) and the deduplication (`decide`) are pure functions of `now`.
+The judging (`assess`) and the deduplication (`decide`) are pure: core/monitor_rules.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,7 +21,6 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -40,172 +38,25 @@ from mqtt_tokend.adapters.store import (
 )
 from mqtt_tokend.config import AlertsConfig, Config
 from mqtt_tokend.contract import notices, wire
-from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
+from mqtt_tokend.contract.health import ExitCode
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import OFFLINE, Topics
-from mqtt_tokend.contract.wording import one_line, span
+from mqtt_tokend.contract.wording import one_line
+from mqtt_tokend.core.monitor_rules import (
+    Memory,
+    Observation,
+    Plan,
+    assess,
+    decide,
+    digest,
+    stuck_but_online,
+)
 from mqtt_tokend.errors import BrokerError, StoreError
 
 _LOG = logging.getLogger(__name__)
 
 MEMORY_FILE = "health_check_state.json"
-REALERT_SECONDS = 86400.0  # the same problem is alerted again at most once a day
-STALE_CHECKS = 2  # a health record older than this many check intervals means a stuck agent
 LOG_MAX_BYTES = 1_000_000  # token_health.log is moved to .1 past this (about 20 years of runs)
-SERVICE = "lofi-pi-token-manager"
-
-RESTART_INSTRUCTIONS = (
-    f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
-    f"journalctl -u {SERVICE} -n 50"
-)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the monitor could find out: the health record, availability, and where from."""
-
-    health: dict[str, Any] | None
-    online: bool | None
-    broker_reachable: bool
-    note: str | None = None  # why the status file was used, said on the output line
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The monitor's judgement: an exit code, one line why, and what a person should do."""
-
-    code: ExitCode
-    reason: str
-    event: str | None = None  # the alert event of a CRITICAL verdict
-    instructions: str | None = None
-
-    def line(self) -> str:
-        """The one line printed for the timer's journal or cron's mail."""
-        return f"{self.code.name}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Memory:
-    """What the monitor last alerted (health_check_state.json); no secrets in it."""
-
-    event: str | None = None
-    alerted_at: float | None = None
-    notice_sha256: str | None = None  # the notice it wrote, to remove only its own
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object stored in the state directory."""
-        return {
-            "event": self.event,
-            "alerted_at": self.alerted_at,
-            "notice_sha256": self.notice_sha256,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Memory:
-        """Rebuild from the stored object; anything malformed counts as no memory."""
-        data = data or {}
-        event, at, digest = data.get("event"), data.get("alerted_at"), data.get("notice_sha256")
-        if not isinstance(event, str) or not isinstance(at, int | float):
-            return cls()
-        return cls(event, float(at), digest if isinstance(digest, str) else None)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one run does besides printing: alert, write or remove the notice, remember."""
-
-    memory: Memory
-    alert: Alert | None = None  # published on <base>/alert and e-mailed
-    notice: Alert | None = None  # written to the notice file
-    clear_notice: str | None = None  # remove the notice if its SHA-256 is still this
-
-
-def digest(text: str) -> str:
-    """SHA-256 of a notice's text, to recognize the notice the monitor wrote."""
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def assess(
-    observation: Observation, *, now: float, check_interval: float, config_path: str | None
-) -> Verdict:
-    """Judge what was observed: a dead or stuck agent first, then the health record itself."""
-    verdict = _assess(observation, now=now, check_interval=check_interval, config_path=config_path)
-    if observation.note:
-        return Verdict(
-            verdict.code,
-            f"{verdict.reason} ({observation.note})",
-            verdict.event,
-            verdict.instructions,
-        )
-    return verdict
-
-
-def _assess(
-    observation: Observation, *, now: float, check_interval: float, config_path: str | None
-) -> Verdict:
-    health, online = observation.health, observation.online
-    if not observation.broker_reachable:
-        # Consumers get their token from the broker: unreachable, nobody gets one, whatever
-        # the agent's status file says (it may be the agent that cannot reach it either).
-        where = config_path or "the configuration"
-        return Verdict(
-            ExitCode.CRITICAL,
-            "cannot reach the MQTT broker, so no consumer can get a token",
-            notices.BROKER_UNREACHABLE,
-            "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
-            f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}",
-        )
-    if online is False:
-        return Verdict(
-            ExitCode.CRITICAL,
-            "the agent is offline: it died (its Last Will) or was stopped",
-            notices.AGENT_DEAD,
-            RESTART_INSTRUCTIONS,
-        )
-    checked_at = health.get("checked_at") if health else None
-    if isinstance(checked_at, int | float) and _stale(health, now, check_interval):
-        who = "the agent is online but stuck" if online else "the agent is dead or stuck"
-        return Verdict(
-            ExitCode.CRITICAL,
-            f"{who}: its last health check was {span(now - checked_at)} ago "
-            f"(it checks every {span(check_interval)})",
-            notices.AGENT_DEAD,
-            RESTART_INSTRUCTIONS,
-        )
-    code, why = judge(health, online=online, now=now)
-    if code != ExitCode.CRITICAL or health is None:
-        return Verdict(code, one_line(why))
-    state = health.get("state")
-    given = health.get("instructions")
-    instructions = given if isinstance(given, str) and given else None
-    expires_at = health.get("expires_at")
-    expired = not isinstance(expires_at, int | float) or expires_at <= now
-    if state == State.AUTH_REQUIRED:
-        event = notices.AUTH_REQUIRED
-        instructions = instructions or auth_instructions(config_path)
-    elif state == State.ERROR and not expired:
-        event = notices.ERROR
-    else:
-        event = notices.TOKEN_EXPIRED
-    if instructions is None:
-        config = f" --config {config_path}" if config_path else ""
-        instructions = (
-            f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
-            f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
-        )
-    return Verdict(code, one_line(why), event, instructions)
-
-
-def _stale(health: dict[str, Any] | None, now: float, check_interval: float) -> bool:
-    checked_at = health.get("checked_at") if health else None
-    return isinstance(checked_at, int | float) and now - checked_at > STALE_CHECKS * check_interval
-
-
-def stuck_but_online(observation: Observation, *, now: float, check_interval: float) -> bool:
-    """Connected (no Last Will) but no longer checking: Home Assistant's Agent sensor must
-    go off, so the monitor says `offline`; the agent's next health record says `online`."""
-    seen = observation.broker_reachable and observation.online is True
-    return seen and _stale(observation.health, now, check_interval)
 
 
 def mark_offline(config: Config, *, timeout: float) -> None:
@@ -216,25 +67,6 @@ def mark_offline(config: Config, *, timeout: float) -> None:
             session.publish(topic, OFFLINE, retain=True, timeout=timeout)
     except BrokerError as err:
         _LOG.warning("could not mark the stuck agent offline on %s: %s", topic, err)
-
-
-def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool) -> Plan:
-    """Alert a problem once, again after a day or when it changes; announce its recovery."""
-    if verdict.code == ExitCode.CRITICAL and verdict.event is not None:
-        alert = Alert(verdict.event, verdict.reason, now, verdict.instructions)
-        text_sha = digest(notices.notice_text(alert))
-        elapsed = None if memory.alerted_at is None else now - memory.alerted_at
-        # A negative elapsed time is a clock that jumped back (no RTC): alert rather than wait.
-        fresh = elapsed is not None and 0 <= elapsed < REALERT_SECONDS
-        if memory.event != verdict.event or not fresh:
-            return Plan(Memory(verdict.event, now, text_sha), alert=alert, notice=alert)
-        if not notice_present:  # someone removed it while the problem lasts
-            return Plan(Memory(memory.event, memory.alerted_at, text_sha), notice=alert)
-        return Plan(memory)
-    if verdict.code == ExitCode.OK and memory.event is not None:
-        alert = Alert(notices.RECOVERED, f"recovered from {memory.event}: {verdict.reason}", now)
-        return Plan(Memory(), alert=alert, clear_notice=memory.notice_sha256)
-    return Plan(memory)  # WARNING and UNKNOWN: nothing new to say yet
 
 
 # ---- the edges ----------------------------------------------------------------------------

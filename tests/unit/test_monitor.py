@@ -12,8 +12,12 @@ import pytest
 
 from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.adapters.store import HEALTH_LOG_FILE
-from mqtt_tokend.cli.monitor import (
-    MEMORY_FILE,
+from mqtt_tokend.cli.monitor import MEMORY_FILE, health_check
+from mqtt_tokend.config import AgentConfig, AlertsConfig, Config, parse_config
+from mqtt_tokend.contract import notices
+from mqtt_tokend.contract.health import ExitCode
+from mqtt_tokend.contract.notices import NOTICE_FILE, Alert
+from mqtt_tokend.core.monitor_rules import (
     REALERT_SECONDS,
     Memory,
     Observation,
@@ -22,12 +26,7 @@ from mqtt_tokend.cli.monitor import (
     assess,
     decide,
     digest,
-    health_check,
 )
-from mqtt_tokend.config import AgentConfig, AlertsConfig, Config, parse_config
-from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.health import ExitCode
-from mqtt_tokend.contract.notices import NOTICE_FILE, Alert
 
 NOW = 1_800_000_000.0
 INTERVAL = 300.0
