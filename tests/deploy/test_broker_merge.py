@@ -479,7 +479,8 @@ def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
                 what="the agent's answer (or its Last Will)",
             )
             availability = ha.payloads(f"{BASE}/availability")
-            assert availability == [b"online"], f"kicked off: {availability.count(b'offline')}"
+            # The agent says `online` with each health record; a takeover shows as `offline`.
+            assert set(availability) == {b"online"}, f"kicked off: {availability.count(b'offline')}"
             health = ha.payloads(f"{BASE}/health")
             assert health and json.loads(health[-1])["state"] == "ok", health
         finally:
