@@ -188,6 +188,7 @@ class Narrator:
         self._cipher = cipher
         self._out = out
         self._last_health: tuple[object, object] | None = None
+        self._last_availability: bytes | None = None  # the agent re-says `online` with health
 
     def say(self, text: str) -> None:
         """One time-stamped line."""
@@ -199,7 +200,9 @@ class Narrator:
         if message.retain:
             return  # left on the broker by an earlier run; only live events are news
         if message.topic == topics.availability:
-            self.say(f"availability: {payload.decode(errors='replace')}")
+            if payload != self._last_availability:
+                self._last_availability = payload
+                self.say(f"availability: {payload.decode(errors='replace')}")
         elif message.topic == topics.health and payload:
             self._health(json.loads(payload))
         elif message.topic == topics.token and payload:
