@@ -123,15 +123,14 @@ class Rig:
         self.base = f"bench/{uuid.uuid4().hex[:8]}"
         write_key_file(work / "fernet.key")
         self.key_file = work / "fernet.key"
-        broker = Broker(host, port, self.base, private=False)
+        # Discovery stays under the bench's own topic, so a shared broker's Home Assistant
+        # never sees a benchmark device.
+        broker = Broker(
+            host, port, self.base, private=False, discovery_prefix=f"{self.base}/homeassistant"
+        )
         self.config = write_demo_config(
             work, broker=broker, emulator_url=emulator_url, token_lifetime=token_lifetime
         )
-        # Discovery stays under the bench's own topic, so a shared broker's Home Assistant
-        # never sees a benchmark device.
-        text = self.config.read_text()
-        text += f'\n[homeassistant]\ndiscovery_prefix = "{self.base}/homeassistant"\n'
-        self.config.write_text(text)
         self.set(**agent)
         login(self.config, io.StringIO())
         self.process: subprocess.Popen[bytes] | None = None
