@@ -53,6 +53,15 @@ def auth_instructions(config_path: str | None) -> str:
     )
 
 
+def broker_instructions(config_path: str | None) -> str:
+    """What a person does about a broker that cannot be reached."""
+    where = config_path or "the configuration"
+    return (
+        "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
+        f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}"
+    )
+
+
 @dataclass(frozen=True)
 class Health:
     """One health record; it never holds a secret."""

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.health import ExitCode, State, auth_instructions, judge
+from mqtt_tokend.contract.health import (
+    ExitCode,
+    State,
+    auth_instructions,
+    broker_instructions,
+    judge,
+)
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.wording import one_line, span
 
@@ -113,13 +119,11 @@ def _assess(
     if not observation.broker_reachable:
         # Consumers get their token from the broker: unreachable, nobody gets one, whatever
         # the agent's status file says (it may be the agent that cannot reach it either).
-        where = config_path or "the configuration"
         return Verdict(
             ExitCode.CRITICAL,
             "cannot reach the MQTT broker, so no consumer can get a token",
             notices.BROKER_UNREACHABLE,
-            "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
-            f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}",
+            broker_instructions(config_path),
         )
     if online is False:
         return Verdict(

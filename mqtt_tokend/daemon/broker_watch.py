@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from mqtt_tokend.contract.health import broker_instructions
+
 _LOG = logging.getLogger(__name__)
 
 BROKER_GRACE_SECONDS = 10.0  # a reconnect (a broker restart) within this is not worth a word
@@ -27,7 +29,7 @@ class BrokerWatch:
         self._connected = connected
         self._last_error = last_error
         self._where = where
-        self._config = config_path or "the configuration"
+        self._config_path = config_path
         self._monotonic = monotonic
         self._grace = grace
         self._down_since: float | None = monotonic()  # not connected yet
@@ -36,10 +38,7 @@ class BrokerWatch:
     @property
     def instructions(self) -> str:
         """What a person does about an unreachable broker."""
-        return (
-            "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
-            f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {self._config}"
-        )
+        return broker_instructions(self._config_path)
 
     def follow(self) -> bool:
         """Look at the connection now; True when what health says about it changed."""
