@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.daemon.wiring import CLIENT_ID_FILE
-from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import MOSQUITTO, WAIT, Peer, free_port, run_installer
-from tests.integration.conftest import AgentProcess, cli, login
+from tests.integration.conftest import AgentProcess, login, write_agent_config
 from tests.integration.watch import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -410,31 +410,12 @@ def test_a_merged_config_that_does_not_run_is_never_installed(staged: Staged) ->
 def agent_config(directory: Path, port: int, password: str, emulator: SpotifyEmulator) -> Path:
     """The agent's config for the staged broker: the installer's mqtt-tokend user, the default
     client id (no mqtt.client_id), the emulator for Spotify."""
-    directory.mkdir()
-    path = directory / "config.toml"
-    path.write_text(
-        f"""
-[spotify]
-client_id = "{DEMO_CLIENT_ID}"
-redirect_uri = "http://127.0.0.1:{free_port()}/callback"
-accounts_url = "{emulator.url}"
-api_url = "{emulator.url}"
-request_timeout = 3
-
-[mqtt]
-port = {port}
-username = "mqtt-tokend"
-password = {json.dumps(password)}
-keepalive = 5
-
-[agent]
-state_dir = "state"
-key_file = "fernet.key"
-"""
+    return write_agent_config(
+        directory,
+        emulator_url=emulator.url,
+        mqtt={"port": port, "username": "mqtt-tokend", "password": password, "keepalive": 5},
+        redirect_uri=f"http://127.0.0.1:{free_port()}/callback",
     )
-    path.chmod(0o600)
-    assert cli(path, "keygen").returncode == 0
-    return path
 
 
 def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(

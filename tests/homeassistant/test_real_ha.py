@@ -39,8 +39,8 @@ from mqtt_tokend.contract import homeassistant as ha
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
-from tests.integration.conftest import AgentProcess, approve, cli, login
+from mqtt_tokend.dev.emulator import SpotifyEmulator
+from tests.integration.conftest import AgentProcess, approve, login, write_agent_config
 from tests.integration.watch import Seen, Watcher, wait_until
 
 HA_VENV_ENV = "MQTT_TOKEND_HA_VENV"
@@ -388,32 +388,12 @@ def _agent_config(
     directory: Path, *, broker: PrivateMosquitto, emulator: SpotifyEmulator, redirect_uri: str
 ) -> Path:
     """A config for the real agent: the private broker, the emulator, Home Assistant's URI."""
-    directory.mkdir()
-    path = directory / "config.toml"
-    path.write_text(
-        f"""
-[spotify]
-client_id = "{DEMO_CLIENT_ID}"
-redirect_uri = "{redirect_uri}"
-accounts_url = "{emulator.url}"
-api_url = "{emulator.url}"
-request_timeout = 3
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-base_topic = "{BASE}"
-keepalive = 5
-
-[agent]
-state_dir = "state"
-key_file = "fernet.key"
-"""
+    return write_agent_config(
+        directory,
+        emulator_url=emulator.url,
+        mqtt={"host": "127.0.0.1", "port": broker.port, "base_topic": BASE, "keepalive": 5},
+        redirect_uri=redirect_uri,
     )
-    path.chmod(0o600)
-    result = cli(path, "keygen")
-    assert result.returncode == 0, result.stderr
-    return path
 
 
 def _offered_login(seen: Watcher, *, after: float) -> str:

@@ -93,6 +93,47 @@ def toml_value(value: object) -> str:
     return json.dumps(str(value))  # a JSON string is a TOML basic string
 
 
+def write_agent_config(
+    directory: Path,
+    *,
+    emulator_url: str,
+    mqtt: dict[str, object],
+    agent: dict[str, object] | None = None,
+    redirect_uri: str = "http://127.0.0.1:8888/callback",
+    extra: str = "",
+) -> Path:
+    """An agent's config.toml in `directory` with the emulator as Spotify, 0600, and a fresh
+    key beside it (`keygen`); `extra` is appended after the [agent] keys."""
+    directory.mkdir(parents=True, exist_ok=True)
+    agent = {"state_dir": "state", "key_file": "fernet.key"} | (agent or {})
+
+    def lines(values: dict[str, object]) -> str:
+        return "\n".join(f"{key} = {toml_value(value)}" for key, value in values.items())
+
+    path = directory / "config.toml"
+    path.write_text(
+        f"""
+[spotify]
+client_id = "{DEMO_CLIENT_ID}"
+redirect_uri = "{redirect_uri}"
+accounts_url = "{emulator_url}"
+api_url = "{emulator_url}"
+request_timeout = 3
+
+[mqtt]
+{lines(mqtt)}
+
+[agent]
+{lines(agent)}
+{extra}
+"""
+    )
+    path.chmod(0o600)  # a config may hold secrets; the agent refuses one others can read
+    result = cli(path, "keygen")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
 @pytest.fixture
 def config_file(
     tmp_path: Path,
@@ -112,34 +153,19 @@ def config_file(
         "keepalive": 5,
         "protocol": mqtt_protocol,
     } | mqtt_options
-    mqtt_lines = "\n".join(f"{key} = {toml_value(value)}" for key, value in mqtt.items())
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[spotify]
-client_id = "{DEMO_CLIENT_ID}"
-redirect_uri = "http://127.0.0.1:{redirect_port}/callback"
-accounts_url = "{emulator.url}"
-api_url = "{emulator.url}"
-request_timeout = 3
-
-[mqtt]
-{mqtt_lines}
-
-[agent]
-state_dir = "state"
-key_file = "fernet.key"
-check_interval = 60
-refresh_early_seconds = 600
-max_backoff = 2
-min_refresh_interval = 30
-{extra_config}
-"""
+    return write_agent_config(
+        tmp_path,
+        emulator_url=emulator.url,
+        mqtt=mqtt,
+        agent={
+            "check_interval": 60,
+            "refresh_early_seconds": 600,
+            "max_backoff": 2,
+            "min_refresh_interval": 30,
+        },
+        redirect_uri=f"http://127.0.0.1:{redirect_port}/callback",
+        extra=extra_config,
     )
-    path.chmod(0o600)  # a config may hold secrets; the agent refuses one others can read
-    result = cli(path, "keygen")
-    assert result.returncode == 0, result.stderr
-    return path
 
 
 def cli(

@@ -20,9 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import WAIT, Broker, start_broker
-from tests.integration.conftest import AgentProcess, cli, toml_value
+from tests.integration.conftest import AgentProcess, write_agent_config
 from tests.integration.watch import wait_until
 
 BASE = "lofi/spotify"
@@ -151,7 +151,6 @@ def agent_config(
     directory: Path, broker: Broker, emulator: SpotifyEmulator, *, protocol: int = 5
 ) -> Path:
     """The agent's config on the shipped broker, as the `mqtt-tokend` account."""
-    directory.mkdir(parents=True, exist_ok=True)
     mqtt = {
         "host": "127.0.0.1",
         "port": broker.port,
@@ -161,31 +160,12 @@ def agent_config(
         "keepalive": 5,
         "protocol": protocol,
     }
-    lines = "\n".join(f"{k} = {toml_value(v)}" for k, v in mqtt.items())
-    path = directory / "config.toml"
-    path.write_text(
-        f"""
-[spotify]
-client_id = "{DEMO_CLIENT_ID}"
-redirect_uri = "http://127.0.0.1:8888/callback"
-accounts_url = "{emulator.url}"
-api_url = "{emulator.url}"
-request_timeout = 3
-
-[mqtt]
-{lines}
-
-[agent]
-state_dir = "state"
-key_file = "fernet.key"
-check_interval = 3600
-min_refresh_interval = 30
-"""
+    return write_agent_config(
+        directory,
+        emulator_url=emulator.url,
+        mqtt=mqtt,
+        agent={"check_interval": 3600, "min_refresh_interval": 30},
     )
-    path.chmod(0o600)
-    result = cli(path, "keygen")
-    assert result.returncode == 0, result.stderr
-    return path
 
 
 def health_of(observer: Client) -> dict[str, Any]:
