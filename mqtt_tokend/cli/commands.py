@@ -232,8 +232,12 @@ def refresh(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
         if data.get("instructions"):
             print(data["instructions"], file=out)
         return 1
-    what = "refreshed" if data.get("refreshed") else "not needed (refreshed moments ago)"
-    print(f"{what}; token valid until {_when(data.get('expires_at'), time.time())}", file=out)
+    now = time.time()
+    what = "refreshed"
+    if not data.get("refreshed"):
+        allowed = _when(data.get("next_allowed_at"), now)
+        what = f"not needed ({data.get('reason')}; the next refresh is allowed {allowed})"
+    print(f"{what}; token valid until {_when(data.get('expires_at'), now)}", file=out)
     return 0
 
 

@@ -36,6 +36,17 @@ class Reason(StrEnum):
     REJECTED = "rejected"  # Spotify answered 401 to the sender's current token
 
 
+class NotRefreshed(StrEnum):
+    """Why a refresh request got no new token: the `reason` in the reply's data."""
+
+    SINGLE_FLIGHT = "single_flight"  # an attempt that ended after the request arrived answers it
+    RATE_LIMITED = "rate_limited"  # within `min_refresh_interval` of the last refresh
+    NOT_CURRENT = "not_current"  # the rejected token is not the current one: read the retained one
+    RETRY_AFTER = "retry_after"  # Spotify's Retry-After holds every refresh
+    FAILED = "failed"  # Spotify was asked and gave no new token (health says why)
+    NO_LOGIN = "no_login"  # there is no login to refresh (a person must log in)
+
+
 # ---- tokens --------------------------------------------------------------------------------
 
 
@@ -206,6 +217,33 @@ def rejected_request(access_token: str, *, transaction: Any = None) -> dict[str,
     if transaction is not None:
         body["transaction"] = transaction
     return body
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What a refresh request came to: a new token, or why not and when the next may call
+    Spotify (Unix seconds; None when no request can make one before a person acts)."""
+
+    refreshed: bool
+    reason: NotRefreshed | None = None
+    next_allowed_at: float | None = None
+
+    def data(self, health: dict[str, Any]) -> dict[str, Any]:
+        """The reply's `data`: the outcome, then the health record (the current token's state)."""
+        outcome: dict[str, Any] = {"refreshed": self.refreshed}
+        if not self.refreshed:
+            at = self.next_allowed_at
+            outcome |= {
+                "reason": str(self.reason or NotRefreshed.FAILED),
+                "next_allowed_at": None if at is None else round(at, 3),
+            }
+        return outcome | health
+
+
+def rejected_sha256(body: dict[str, Any]) -> str | None:
+    """The SHA-256 of the token a refresh request reports as refused; None for any other."""
+    named = body.get("token_sha256")
+    return named if body.get("reason") == Reason.REJECTED and isinstance(named, str) else None
 
 
 def response_payload(

@@ -5,6 +5,11 @@ Every time is monotonic seconds handed in by the caller, so the unit tests never
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome
+from mqtt_tokend.core.timing import Deadline
+
 
 class Throttle:
     """At most one pass per `interval` seconds; the first call always passes."""
@@ -77,13 +82,71 @@ class RefreshGate:
 
         `rejected_current`: the consumer says Spotify refused the token that is current now.
         """
-        if self._last_end is not None and received <= self._last_end:
-            return False
-        if self._hold_until is not None and now < self._hold_until:
-            return False
-        tried_this_token = (
-            self._last_start_wall is not None and self._last_start_wall > token_issued_at
+        verdict = self.verdict(
+            received=received,
+            rejected="current" if rejected_current else None,
+            current="current",
+            token_issued_at=token_issued_at,
+            now=now,
         )
-        if rejected_current and not tried_this_token:
+        return verdict.call
+
+    def verdict(
+        self,
+        *,
+        received: float,
+        rejected: str | None,
+        current: str,
+        token_issued_at: float,
+        now: float,
+    ) -> Verdict:
+        """Whether a request calls Spotify now, and if not, why.
+
+        `rejected`: the SHA-256 of the token the consumer says Spotify refused (None for a
+        plain request); `current`: the current token's. A report about an older token is
+        answered by the current one, whatever else holds the refresh back.
+        """
+        if self._last_end is not None and received <= self._last_end:
+            held = NotRefreshed.SINGLE_FLIGHT
+        elif self._hold_until is not None and now < self._hold_until:
+            held = NotRefreshed.RETRY_AFTER
+        elif self._allows(rejected_current=rejected == current, issued=token_issued_at, now=now):
+            return Verdict(call=True)
+        else:
+            held = NotRefreshed.RATE_LIMITED
+        if rejected is not None and rejected != current:
+            held = NotRefreshed.NOT_CURRENT
+        return Verdict(call=False, held=held)
+
+    def _allows(self, *, rejected_current: bool, issued: float, now: float) -> bool:
+        """Past the rate limit, or the first report that the current token was refused (no
+        refresh was attempted since that token was issued)."""
+        tried = self._last_start_wall is not None and self._last_start_wall > issued
+        if rejected_current and not tried:
             return True
         return self._last_success is None or now - self._last_success >= self._min_interval
+
+    def next_allowed(self, now: float) -> float:
+        """The earliest monotonic time at which a plain refresh request calls Spotify."""
+        allowed = [now]
+        if self._hold_until is not None:
+            allowed.append(self._hold_until)
+        if self._last_success is not None:
+            allowed.append(self._last_success + self._min_interval)
+        return max(allowed)
+
+    def not_refreshed(self, verdict: Verdict, *, now: Deadline) -> RefreshOutcome:
+        """The outcome of a request that got no new token, with the next allowed wall time."""
+        return RefreshOutcome(
+            refreshed=False,
+            reason=verdict.held or NotRefreshed.FAILED,
+            next_allowed_at=now.wall + self.next_allowed(now.monotonic) - now.monotonic,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer to one refresh request."""
+
+    call: bool
+    held: NotRefreshed | None = None  # why no call is made

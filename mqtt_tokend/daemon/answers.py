@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.topics import REQUEST_VERBS
-from mqtt_tokend.contract.wire import RequestError, parse_request
+from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, RequestError, parse_request
 from mqtt_tokend.contract.wording import user_name
 from mqtt_tokend.core.gate import SingleFlight, Throttle
 from mqtt_tokend.daemon.broadcast import Broadcaster
@@ -45,8 +45,8 @@ class Session(Protocol):
         """Verify the session with Spotify now (and publish the result)."""
         ...
 
-    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> bool | None:
-        """Refresh if the gate allows; True when the token changed, None without a login."""
+    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> RefreshOutcome:
+        """Refresh if the gate allows: a new token, or why not and when the next may be made."""
         ...
 
     def finish_login(self, payload: bytes) -> dict[str, Any]:
@@ -135,16 +135,16 @@ class RequestHandler:
 
     def _refresh(self, request: Request, body: dict[str, Any], reply: Reply) -> None:
         transaction = body.get("transaction")
-        refreshed = self._session.refresh_on_request(request, body)
+        outcome = self._session.refresh_on_request(request, body)
         health = self._session.health_payload()
-        if refreshed is None:
+        data = outcome.data(health)
+        if outcome.reason == NotRefreshed.NO_LOGIN:
             self._out.respond(
-                reply, ok=False, error=health["message"], data=health, transaction=transaction
+                reply, ok=False, error=health["message"], data=data, transaction=transaction
             )
             return
-        held = None if refreshed else not_refreshed(health)
+        held = None if outcome.refreshed else not_refreshed(health)
         ok = health["state"] in (State.OK, State.RETRYING) and held is None
-        data = {"refreshed": refreshed} | health
         error = None if ok else held or str(data["message"])
         self._out.respond(reply, ok=ok, data=data, error=error, transaction=transaction)
 

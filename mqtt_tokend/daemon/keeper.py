@@ -17,7 +17,7 @@ from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import State, retry_after_until
-from mqtt_tokend.contract.wire import Reason, token_sha256
+from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, rejected_sha256, token_sha256
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.core.statemachine import Event, Facts, transition
 from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
@@ -127,22 +127,26 @@ class SessionKeeper(SessionChecks):
         self._check()
         return self._handover()
 
-    def refresh_requested(self, request: Request, body: dict[str, Any]) -> Snapshot | None:
-        """A consumer asked for a refresh: call Spotify if the gate allows; None when not."""
+    def refresh_requested(
+        self, request: Request, body: dict[str, Any]
+    ) -> tuple[RefreshOutcome, Snapshot | None]:
+        """A consumer asked for a refresh: call Spotify if the gate allows (then the snapshot)."""
         tokens = self._tokens
         if tokens is None or self._login_rejected:
-            return None
-        names_current = body.get("token_sha256") == token_sha256(tokens.access_token)
-        rejected_current = body.get("reason") == Reason.REJECTED and names_current
-        if not self._gate.should_call(
+            return RefreshOutcome(refreshed=False, reason=NotRefreshed.NO_LOGIN), None
+        verdict = self._gate.verdict(
             received=request.received,
-            rejected_current=rejected_current,
+            rejected=rejected_sha256(body),
+            current=token_sha256(tokens.access_token),
             token_issued_at=tokens.issued_at,
             now=self._clock.monotonic(),
-        ):
-            return None  # the current token is the answer
-        self._refresh(str(body.get("reason") or "requested"))
-        return self._handover()
+        )
+        if verdict.call:
+            self._refresh(str(body.get("reason") or "requested"))
+        if self._tokens is not tokens:
+            return RefreshOutcome(refreshed=True), self._handover()
+        outcome = self._gate.not_refreshed(verdict, now=Deadline.after(0.0, self._clock))
+        return outcome, self._handover() if verdict.call else None
 
     def explain(self, message: str) -> Snapshot:
         """Put a message in the health record (e.g. why a pasted login failed)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.wire import RefreshOutcome
 from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.daemon.answers import RequestHandler
 from mqtt_tokend.daemon.broadcast import Broadcaster
@@ -112,15 +113,12 @@ class Agent:
         """Verify the session with Spotify now, and publish the result."""
         self._sinks.feed(self._keeper.check())
 
-    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> bool | None:
-        """Refresh if the gate allows; True when the token changed, None without a login."""
-        if not self._keeper.logged_in:
-            return None
-        before = self._keeper.tokens
-        snapshot = self._keeper.refresh_requested(request, body)
+    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> RefreshOutcome:
+        """Refresh if the gate allows: a new token, or why not and when the next may be made."""
+        outcome, snapshot = self._keeper.refresh_requested(request, body)
         if snapshot is not None:  # Spotify was called
             self._sinks.feed(snapshot)
-        return self._keeper.tokens is not before
+        return outcome
 
     def finish_login(self, payload: bytes) -> dict[str, Any]:
         """Complete the offered login; the keeper picks up the stored tokens in this step."""

@@ -227,7 +227,7 @@ def test_refresh_command_waits_for_the_agents_answer(
     assert result.stdout.startswith("refreshed;")
     again = cli(agent.config, "refresh")
     assert again.returncode == 0
-    assert again.stdout.startswith("not needed")
+    assert again.stdout.startswith("not needed (rate_limited; the next refresh is allowed ")
 
 
 @pytest.mark.parametrize("token_lifetime", [3.0], ids=["3s-tokens"])

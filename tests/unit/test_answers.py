@@ -9,6 +9,7 @@ import pytest
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome
 from mqtt_tokend.daemon.answers import (
     CHECK_MIN_INTERVAL,
     FAILED_LOGIN_REPORT_INTERVAL,
@@ -36,8 +37,8 @@ class StubSession:
     def check(self) -> None:
         self.checks += 1
 
-    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> bool | None:
-        return None
+    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> RefreshOutcome:
+        return RefreshOutcome(refreshed=False, reason=NotRefreshed.NO_LOGIN)
 
     def finish_login(self, payload: bytes) -> dict[str, Any]:
         raise InputError("no login is pending: the agent is logged in")
@@ -58,7 +59,7 @@ def test_a_refresh_without_a_login_is_an_error_carrying_the_health_message() -> 
     answer = publisher.last(TOPICS.response("refresh")).json()
     assert answer == {
         "status": "error",
-        "data": HEALTH,
+        "data": {"refreshed": False, "reason": "no_login", "next_allowed_at": None} | HEALTH,
         "error": "the login has expired",
         "transaction": 7,
     }

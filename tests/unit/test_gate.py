@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate, SingleFlight, Throttle
+from mqtt_tokend.core.timing import Deadline
 
 
 def test_throttle_passes_the_first_then_once_per_interval() -> None:
@@ -46,3 +50,61 @@ def test_refresh_gate_holds_everything_during_a_retry_after() -> None:
     rejected = {"rejected_current": True, "token_issued_at": 0.0}
     assert not gate.should_call(received=10.0, now=499.9, **rejected)
     assert gate.should_call(received=10.0, now=500.0, **rejected)
+
+
+CURRENT, OLD = "sha-of-the-current-token", "sha-of-an-older-token"
+
+
+@pytest.mark.parametrize(
+    ("received", "now", "rejected", "held"),
+    [
+        (150.0, 150.0, None, None),  # past min_interval: a plain request refreshes
+        (101.0, 101.0, None, NotRefreshed.RATE_LIMITED),
+        (101.0, 101.0, CURRENT, None),  # a rejected current token skips the rate limit
+        (101.0, 101.0, OLD, NotRefreshed.NOT_CURRENT),
+        (150.0, 150.0, OLD, None),  # past min_interval, an old hash is a plain request
+        (99.0, 101.0, None, NotRefreshed.SINGLE_FLIGHT),
+        (99.0, 101.0, OLD, NotRefreshed.NOT_CURRENT),
+        (99.0, 101.0, CURRENT, NotRefreshed.SINGLE_FLIGHT),
+    ],
+    ids=[
+        "plain-later",
+        "plain-soon",
+        "rejected-current",
+        "rejected-old",
+        "old-hash-later",
+        "during-the-last-attempt",
+        "old-hash-during-the-last-attempt",
+        "current-during-the-last-attempt",
+    ],
+)
+def test_the_gate_says_why_a_request_makes_no_call(
+    received: float, now: float, rejected: str | None, held: NotRefreshed | None
+) -> None:
+    gate = RefreshGate(min_interval=30)
+    gate.attempted(started_wall=1000.0, ended=100.0)  # a success, before the token was issued
+    verdict = gate.verdict(
+        received=received, rejected=rejected, current=CURRENT, token_issued_at=1001.0, now=now
+    )
+    assert (verdict.call, verdict.held) == (held is None, held)
+
+
+@pytest.mark.parametrize(
+    ("hold", "allowed_at"), [(None, 130.0), (500.0, 500.0)], ids=["rate-limit", "retry-after"]
+)
+def test_the_next_allowed_time_is_the_later_of_the_rate_limit_and_a_hold(
+    hold: float | None, allowed_at: float
+) -> None:
+    gate = RefreshGate(min_interval=30)
+    gate.attempted(started_wall=0.0, ended=100.0)
+    if hold is not None:
+        gate.hold(until=hold)
+    outcome = gate.not_refreshed(
+        gate.verdict(
+            received=110.0, rejected=None, current=CURRENT, token_issued_at=0.0, now=110.0
+        ),
+        now=Deadline(monotonic=110.0, wall=2e9),
+    )
+    assert outcome.next_allowed_at == 2e9 + allowed_at - 110.0
+    assert outcome.reason == (NotRefreshed.RETRY_AFTER if hold else NotRefreshed.RATE_LIMITED)
+    assert gate.next_allowed(now=600.0) == 600.0

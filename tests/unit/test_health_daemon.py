@@ -11,6 +11,7 @@ import pytest
 from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.daemon import token_files
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
@@ -173,7 +174,9 @@ def test_retry_after_is_capped_shown_and_kept_across_a_restart(
     again, _ = keeper_on(tmp_path, clock, spotify)  # a restart on the same state directory
     assert again.start().retry_after_until == pytest.approx(until)
     calls = list(spotify.refresh_calls)
-    assert again.refresh_requested(request(clock.monotonic()), {"reason": "rejected"}) is None
+    outcome, snapshot = again.refresh_requested(request(clock.monotonic()), {"reason": "rejected"})
+    assert snapshot is None and outcome.reason == NotRefreshed.RETRY_AFTER
+    assert outcome.next_allowed_at == pytest.approx(until)
     clock.advance(RETRY_AFTER_CAP - 1)
     again.run_due()
     assert spotify.refresh_calls == calls

@@ -19,6 +19,8 @@ from mqtt_tokend.contract.health import Health, State, auth_instructions
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import REQUEST_VERBS, Topics
 from mqtt_tokend.contract.wire import (
+    NotRefreshed,
+    RefreshOutcome,
     rejected_request,
     response_payload,
     token_plaintext,
@@ -243,10 +245,60 @@ def test_auth_required_without_instructions_is_refused() -> None:
     assert list(schema("health.json").iter_errors(payload))
 
 
-def test_health_may_grow_new_properties() -> None:
-    payload = Health(state=State.OK, message="m", checked_at=2e9).to_payload()
-    payload |= {"reauth_by": 2e9, "player": {}, "something_new": 1}
+PLAYERS = [
+    None,
+    {"reachable": True, "active_user": True, "name": "LoFi Pi"},
+    {"reachable": False, "active_user": None, "error": "connection refused"},
+]
+
+
+@pytest.mark.parametrize("player", PLAYERS, ids=["none", "reachable", "unreachable"])
+def test_health_lists_exactly_the_fields_records_carry(player: dict[str, object] | None) -> None:
+    payload = Health(
+        state=State.OK, message="m", checked_at=2e9, reauth_by=2e9 + 86400, player=player
+    ).to_payload()
+    health = json.loads((SCHEMAS / "health.json").read_text())
+    assert list(health["properties"]) == list(payload) == health["required"]
     assert not list(schema("health.json").iter_errors(payload))
+    assert list(schema("health.json").iter_errors(payload | {"something_new": 1}))
+    del payload["reauth_by"]
+    assert list(schema("health.json").iter_errors(payload))
+
+
+def test_the_refresh_data_is_the_health_record_and_the_outcome() -> None:
+    """refresh-data.json names every health field by reference, so the two cannot drift."""
+    health = json.loads((SCHEMAS / "health.json").read_text())
+    data = json.loads((SCHEMAS / "refresh-data.json").read_text())
+    outcome = ["refreshed", "reason", "next_allowed_at"]
+    assert list(data["properties"]) == outcome + list(health["properties"])
+    assert data["required"] == ["refreshed", *health["required"]]
+    for name in health["properties"]:
+        assert data["properties"][name] == {"$ref": f"./health.json#/properties/{name}"}
+    assert data["properties"]["reason"]["enum"] == [str(r) for r in NotRefreshed]
+
+
+def refresh_data_problems(value: object) -> list[str]:
+    validator = Contract.load().channels["refreshResponse"].messages[0].payload
+    reply = {"status": "ok", "data": value}
+    return [e.message for e in validator.iter_errors(reply)]
+
+
+@pytest.mark.parametrize("reason", list(NotRefreshed), ids=str)
+def test_every_reason_for_no_new_token_fits_the_refresh_reply(reason: NotRefreshed) -> None:
+    health = Health(state=State.OK, message="m", checked_at=2e9).to_payload()
+    outcome = RefreshOutcome(refreshed=False, reason=reason, next_allowed_at=2e9 + 30)
+    data = outcome.data(health)
+    assert data["reason"] == reason and data["next_allowed_at"] == 2e9 + 30
+    assert not refresh_data_problems(data)
+    assert refresh_data_problems(data | {"reason": "because"})
+    assert refresh_data_problems({k: v for k, v in data.items() if k != "next_allowed_at"})
+
+
+def test_a_new_token_reply_carries_no_reason() -> None:
+    health = Health(state=State.OK, message="m", checked_at=2e9).to_payload()
+    data = RefreshOutcome(refreshed=True).data(health)
+    assert "reason" not in data and not refresh_data_problems(data)
+    assert refresh_data_problems(data | {"reason": "rate_limited", "next_allowed_at": 1.0})
 
 
 def test_health_never_carries_the_login_url() -> None:
