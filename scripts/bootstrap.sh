@@ -24,6 +24,10 @@ install_system_packages() {
     if [ "${MQTT_TOKEND_DEV:-}" = 1 ] && ! command -v shellcheck >/dev/null 2>&1; then
         missing+=(shellcheck)  # the test suite lints the shipped shell scripts
     fi
+    if [ "${MQTT_TOKEND_DEV:-}" = 1 ]; then  # the shell consumer example (docs/examples) runs
+        command -v jq >/dev/null 2>&1 || missing+=(jq)
+        command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    fi
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
     fi

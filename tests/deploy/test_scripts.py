@@ -17,6 +17,8 @@ SCRIPTS = {
     DEPLOY / "check_token_health.sh": "bash",
     DEPLOY / "bin" / "mqtt-tokend": "sh",  # /usr/local/bin/mqtt-tokend
     DEPLOY.parent / "scripts" / "bootstrap.sh": "bash",
+    DEPLOY.parent / "scripts" / "node_deps.sh": "bash",
+    DEPLOY.parent / "docs" / "examples" / "consumer.sh": "bash",
 }
 
 
