@@ -1,7 +1,8 @@
 """The consumers of docs/consumers.md (Python, shell, Node), each run as a subprocess against
 a Mosquitto started from the shipped deploy/mosquitto/ files, as the `lofi-player` account,
 with a logged-in agent and the emulator: a token Spotify accepts, a rejected report that heals,
-and a refresh reply that says why it made no new token. Every reply fits `topics/`.
+a refresh reply that says why it made no new token (every reply fits `topics/`), and a key
+rotation that retires the old key.
 
 CI sets MQTT_TOKEND_NODE_MODULES (`.ci/run` runs scripts/node_deps.sh); by hand the Node
 cases install the npm packages the same way, and skip only where node is missing.
@@ -24,7 +25,7 @@ import pytest
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.contract import Contract
 from tests.deploy.conftest import REPO, Broker, stop_broker
-from tests.integration.conftest import AgentProcess, login
+from tests.integration.conftest import AgentProcess, cli, login
 from tests.integration.helpers import me_status
 from tests.integration.hostile import (
     BASE,
@@ -52,7 +53,11 @@ class Setup:
 
     broker: Broker
     emulator: SpotifyEmulator
-    key_file: Path
+    config: Path  # the agent's
+
+    @property
+    def key_file(self) -> Path:
+        return self.config.parent / "fernet.key"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             agent = AgentProcess(config).start()
             try:
                 wait_for_state(observer, "ok")
-                yield Setup(broker, emulator, config.parent / "fernet.key")
+                yield Setup(broker, emulator, config)
             finally:
                 agent.stop()
     finally:
@@ -162,3 +167,8 @@ def test_the_example_consumer_gets_a_token_heals_a_401_and_reads_why_not(
     data = reply["data"]
     assert (data["refreshed"], data["reason"]) == (False, "rate_limited")
     assert data["next_allowed_at"] > data["last_refresh"] and data["state"] == "ok"
+
+    # A new key, the old ones retired: the example reads the key file again and goes on.
+    assert cli(setup.config, "rotate-key", "--keep", "1").returncode == 0
+    assert len(setup.key_file.read_text().split()) == 1
+    assert run(setup, example, "token", protocol) == [new]
