@@ -90,11 +90,6 @@ class SessionKeeper(SessionChecks):
         """The user's tokens in use."""
         return self._tokens
 
-    @property
-    def logged_in(self) -> bool:
-        """There is a login that Spotify has not refused."""
-        return self._tokens is not None and not self._login_rejected
-
     def start(self) -> Snapshot:
         """Read the session record and the stored login."""
         session = self._files.load_session()
