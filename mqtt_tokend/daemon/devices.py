@@ -42,8 +42,9 @@ class DeviceWatch:
         except TokendError as err:
             self.player = {"reachable": False, "active_user": None, "error": str(err)}
             return
+        name = info.get("remoteName")  # the player's word: a string, or nothing
         self.player = {
             "reachable": True,
             "active_user": bool(info.get("activeUser")),
-            "name": info.get("remoteName"),
+            "name": name if isinstance(name, str) else None,
         }

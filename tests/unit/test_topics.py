@@ -26,6 +26,7 @@ from mqtt_tokend.contract.wire import (
     token_plaintext,
     token_sha256,
 )
+from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Request
 from tests.contract import SCHEMAS, TOPICS_DIR, Contract
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
@@ -361,3 +362,15 @@ def test_health_with_a_retry_after_fits_the_schema() -> None:
     assert not list(schema("health.json").iter_errors(payload))
     payload["retry_after_until"] = "in an hour"
     assert list(schema("health.json").iter_errors(payload))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"activeUser": "u", "remoteName": "LoFi Pi"}, {"remoteName": 7}, {"remoteName": ["x"]}, {}],
+    ids=["named", "number", "list", "empty"],
+)
+def test_whatever_the_player_answers_its_health_field_fits(answer: dict[str, object]) -> None:
+    watch = DeviceWatch(spotify=FakeSpotify(player=answer), zeroconf_url="http://127.0.0.1:1/")
+    watch.check_player()
+    payload = Health(state=State.OK, message="m", checked_at=2e9, player=watch.player)
+    assert not list(schema("health.json").iter_errors(payload.to_payload()))
