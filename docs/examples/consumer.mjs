@@ -26,7 +26,8 @@ function decrypt (token) {
   const keys = fs.readFileSync(keyFile, 'ascii').split(/\s+/).filter(k => k && k[0] !== '#')
   for (const key of keys.map(k => Buffer.from(k, 'base64url'))) {
     const mac = crypto.createHmac('sha256', key.subarray(0, 16)).update(raw.subarray(0, -32))
-    if (raw.length < 57 || raw[0] !== 0x80 || !mac.digest().equals(raw.subarray(-32))) continue
+    const fernet = raw.length >= 57 && raw[0] === 0x80 // version 0x80, and long enough
+    if (!fernet || !crypto.timingSafeEqual(mac.digest(), raw.subarray(-32))) continue
     const aes = crypto.createDecipheriv('aes-128-cbc', key.subarray(16), raw.subarray(9, 25))
     return JSON.parse(Buffer.concat([aes.update(raw.subarray(25, -32)), aes.final()]))
   }
@@ -85,7 +86,8 @@ async function refresh (client, fields = {}) {
   })
   const properties = { responseTopic: replyTopic, correlationData: Buffer.from(transaction) }
   const request = JSON.stringify({ transaction, ...fields })
-  await client.publishAsync(`${base}/request/refresh`, request, mqtt5 ? { qos: 1, properties } : { qos: 1 })
+  const options = mqtt5 ? { qos: 1, properties } : { qos: 1 }
+  await client.publishAsync(`${base}/request/refresh`, request, options)
   const answer = await reply
   await client.unsubscribeAsync(replyTopic)
   return answer

@@ -82,10 +82,11 @@ class RefreshGate:
 
         `rejected_current`: the consumer says Spotify refused the token that is current now.
         """
+        same = "the current token"  # only whether the reported hash is the current one matters
         verdict = self.verdict(
             received=received,
-            rejected="current" if rejected_current else None,
-            current="current",
+            rejected=same if rejected_current else None,
+            current=same,
             token_issued_at=token_issued_at,
             now=now,
         )
