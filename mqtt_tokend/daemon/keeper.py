@@ -144,12 +144,6 @@ class SessionKeeper(SessionChecks):
         self._refresh(str(body.get("reason") or "requested"))
         return self._handover()
 
-    def explain(self, message: str) -> Snapshot:
-        """Put a message in the health record (e.g. why a pasted login failed)."""
-        self._message = message
-        self._step.changed.add(Retained.HEALTH)
-        return self._handover()
-
     def snapshot(self) -> Snapshot:
         """What is true now, without acting."""
         return self._handover()
