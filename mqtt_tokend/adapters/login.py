@@ -243,11 +243,16 @@ def complete(
 ) -> dict[str, Any]:
     """Exchange the code, store the tokens, confirm the user; return the user's profile."""
     logsafe.remember(authorization.code_verifier)
-    grant = spotify.exchange_code(
-        code=code,
-        redirect_uri=authorization.redirect_uri,
-        code_verifier=authorization.code_verifier,
-    )
+    try:
+        grant = spotify.exchange_code(
+            code=code,
+            redirect_uri=authorization.redirect_uri,
+            code_verifier=authorization.code_verifier,
+        )
+    except AuthRejected as err:  # a wrong or used code: the login in progress still stands
+        raise AuthRejected(
+            f"{err}: {SAME_LINK}", error=err.error, description=err.description
+        ) from None
     logsafe.remember(code)  # only a code that worked: junk codes must not crowd out secrets
     issued = now()
     tokens = Tokens(

@@ -1,0 +1,314 @@
+"""Issue 17 on a Mosquitto started from the shipped deploy/mosquitto/ files: pasted logins
+that guess the state, junk codes with the right state, stranger text, and rejected reports.
+Run with -s for the figures."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import string
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import paho.mqtt.client as paho
+import pytest
+
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.contract.wire import token_sha256
+from mqtt_tokend.core.gate import requested_refreshes_bound
+from mqtt_tokend.daemon.answers import FAILED_LOGIN_REPORT_INTERVAL
+from mqtt_tokend.daemon.remote_login import EXCHANGE_BURST, EXCHANGE_REFILL, REFUSED
+from mqtt_tokend.dev.emulator import SpotifyEmulator
+from tests.deploy.conftest import MOSQUITTO, Broker, stop_broker
+from tests.integration.conftest import AgentProcess, approve, login
+from tests.integration.hostile import (
+    BASE,
+    OBSERVER,
+    Client,
+    agent_config,
+    have_mosquitto,
+    settled,
+    shipped_broker,
+    start_agent,
+    wait_for_state,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not have_mosquitto() or not Path(MOSQUITTO).exists(), reason="Mosquitto is not installed"
+    ),
+]
+
+PASTES = 10_000
+REPORTS = 1_000
+STRANGER = "Call-555-0100-or-visit-evil.example"
+ALPHABET = string.ascii_letters + string.digits + "-_"
+REDIRECT = "http://127.0.0.1:8888/callback"
+PEOPLE = (f"{BASE}/health", f"{BASE}/alert", f"{BASE}/login")  # what people and HA read
+
+
+@pytest.fixture
+def shipped() -> Iterator[Broker]:
+    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-pastes-"))
+    directory.chmod(0o755)  # Mosquitto reads its files after dropping root
+    broker = shipped_broker(directory / "broker")
+    yield broker
+    stop_broker(broker)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def emulator() -> Iterator[SpotifyEmulator]:
+    with SpotifyEmulator() as emu:
+        yield emu
+
+
+class Counting(Client):
+    """A client that also counts what it receives on each topic: cheap to wait on."""
+
+    def __init__(self, broker: Broker, user: str) -> None:
+        super().__init__(broker, user)
+        self.counts: dict[str, int] = {}
+
+    def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.counts[msg.topic] = self.counts.get(msg.topic, 0) + 1
+        super()._on_message(c, u, msg)
+
+    def wait_count(self, topic: str, count: int, timeout: float = 120) -> None:
+        """Until `count` messages in all have come on `topic`."""
+        self.wait(lambda: self.counts.get(topic, 0) >= count, f"{count} on {topic}", timeout)
+
+
+@pytest.fixture
+def clients(shipped: Broker) -> Iterator[dict[str, Counting]]:
+    """Connected clients of the observer, the player and Home Assistant."""
+    made = {user: Counting(shipped, user) for user in (OBSERVER, "lofi-player", "homeassistant")}
+    for client in made.values():
+        client.connect()
+    made[OBSERVER].subscribe(f"{BASE}/#")
+    yield made
+    for client in made.values():
+        client.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path, shipped: Broker, emulator: SpotifyEmulator) -> Path:
+    return agent_config(tmp_path, shipped, emulator)
+
+
+@pytest.fixture
+def logged_out(config: Path) -> Iterator[AgentProcess]:
+    agent = start_agent(config)
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def logged_in(config: Path) -> Iterator[AgentProcess]:
+    assert login(config).returncode == 0
+    agent = start_agent(config)
+    yield agent
+    agent.stop()
+
+
+def chosen_pastes(state: str, count: int, rng: random.Random) -> list[str]:
+    """What a guesser sends: every prefix of the state, every one-character change, longer
+    states, the right state with junk codes, `error=` with stranger text (with the right
+    state and without), other shapes, and random states to make up `count`."""
+    pastes = [f"{REDIRECT}?code=AQBjunk{n}&state={state[:n]}" for n in range(len(state))]
+    pastes += [f"code=AQBjunk&state={state[:n]}" for n in range(len(state))]
+    for i in range(len(state)):
+        pastes += [
+            f"{REDIRECT}?code=AQBjunk&state={state[:i]}{c}{state[i + 1 :]}"
+            for c in ALPHABET
+            if c != state[i]
+        ]
+    pastes += [f"{REDIRECT}?code=AQBjunk&state={state}{c}" for c in ALPHABET]
+    pastes += [
+        f"{REDIRECT}?code=AQ{''.join(rng.choices(ALPHABET, k=150))}&state={state}"
+        for _ in range(300)
+    ]
+    pastes += [f"{REDIRECT}?error={STRANGER}-{i}&state={state}" for i in range(50)]
+    pastes += [f"{REDIRECT}?error=access_denied&state={state}" for _ in range(10)]
+    pastes += [f"{REDIRECT}?error={STRANGER}&state={state[:n]}" for n in range(len(state))]
+    pastes += [
+        "",
+        "AQBbareCodeOnly12345",
+        f"https://accounts.spotify.com/authorize?state={state}",
+        f"{REDIRECT}?code=a&state={state}&code=b&state={state}",
+        "http://[::1?code=x&state=y",
+        STRANGER,
+        "x" * 5000,
+    ]
+    while len(pastes) < count:
+        guess = "".join(rng.choices(ALPHABET, k=rng.choice((len(state), 8, 40))))
+        pastes.append(f"{REDIRECT}?code=AQBjunk&state={guess}")
+    rng.shuffle(pastes)
+    return pastes[:count]
+
+
+def offered(observer: Counting) -> str:
+    observer.wait(lambda: any(observer.on(f"{BASE}/login")), "the offered login")
+    return observer.on(f"{BASE}/login")[-1].decode()
+
+
+def flood(sender: Client, observer: Counting, pastes: list[str], batch: int = 500) -> float:
+    """Send every paste to request/auth, `batch` at a time (the broker queues at most 1,000
+    for the agent), each batch once the last is answered; the seconds it took."""
+    topic = f"{BASE}/response/auth"
+    started = time.monotonic()
+    for first in range(0, len(pastes), batch):
+        chunk = pastes[first : first + batch]
+        expected = observer.counts.get(topic, 0) + len(chunk)
+        for paste in chunk:
+            sender.send(f"{BASE}/request/auth", paste)
+        observer.wait_count(topic, expected)
+    return time.monotonic() - started
+
+
+def people_read(observer: Client, since: int) -> list[tuple[str, bytes]]:
+    with observer._cond:
+        return [(t, p) for t, p in observer.messages[since:] if t in PEOPLE]
+
+
+def test_chosen_pastes_get_one_refusal_and_the_owners_paste_still_logs_in(
+    logged_out: AgentProcess,
+    clients: dict[str, Counting],
+    emulator: SpotifyEmulator,
+) -> None:
+    observer, ha = clients[OBSERVER], clients["homeassistant"]
+    wait_for_state(observer, "auth_required")
+    url = offered(observer)
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    pastes = chosen_pastes(state, PASTES, random.Random(17))
+    since, exchanges = len(observer.messages), emulator.calls("authorization_code")
+
+    seconds = flood(ha, observer, pastes)
+
+    replies = observer.on(f"{BASE}/response/auth")[-PASTES:]
+    seen = people_read(observer, since)
+    alerts = [json.loads(p) for t, p in seen if t == f"{BASE}/alert"]
+    spent = emulator.calls("authorization_code") - exchanges
+    print(
+        f"\n{PASTES} chosen pastes in {seconds:.1f} s: {len(set(replies))} distinct replies, "
+        f"{spent} code exchanges, {len(alerts)} alerts, "
+        f"{sum(1 for t, _ in seen if t == f'{BASE}/health')} health records"
+    )
+    assert len(set(replies)) == 1 and json.loads(replies[0])["error"] == REFUSED
+    assert spent <= EXCHANGE_BURST + seconds / EXCHANGE_REFILL + 1
+    assert len(alerts) <= 1 + seconds / FAILED_LOGIN_REPORT_INTERVAL
+    assert all(a["event"] == "auth_failed" and a["message"] == REFUSED for a in alerts)
+    assert not [t for t, _ in seen if t == f"{BASE}/health"]  # refusals never rewrite it
+    assert STRANGER not in logged_out.output()
+    assert state not in logged_out.output() and url not in logged_out.output()
+
+    # The owner opens the same link, approves, and their redirect is handed in. A refusal
+    # while the exchange budget refills leaves the code unused: the owner pastes it again.
+    assert offered(observer) == url  # the same link still stands
+    owner = approve(url)
+    tapped = time.monotonic()
+    deadline = tapped + EXCHANGE_REFILL + 60
+    while True:
+        answered = observer.counts[f"{BASE}/response/auth"]
+        ha.send(f"{BASE}/request/auth", owner)
+        observer.wait_count(f"{BASE}/response/auth", answered + 1)
+        if json.loads(observer.on(f"{BASE}/response/auth")[-1])["status"] == "ok":
+            break
+        assert time.monotonic() < deadline, "the owner's paste was never accepted"
+        time.sleep(1.0)  # a person pasting again
+    record = wait_for_state(observer, "ok")
+    print(f"the owner's paste after the flood: ok in {time.monotonic() - tapped:.1f} s")
+    assert STRANGER not in json.dumps(record)
+    everything = people_read(observer, since)
+    assert not [t for t, p in everything if STRANGER.encode() in p]
+
+
+def test_with_no_login_pending_a_paste_gets_the_refusal_and_health_stays(
+    logged_in: AgentProcess, clients: dict[str, Counting], emulator: SpotifyEmulator
+) -> None:
+    observer, ha = clients[OBSERVER], clients["homeassistant"]
+    record = wait_for_state(observer, "ok")
+    settled(ha, observer)
+    since, calls = len(observer.messages), emulator.calls("token")
+    pastes = chosen_pastes("x" * 22, 1_000, random.Random(4))
+    seconds = flood(ha, observer, pastes)
+    replies = observer.on(f"{BASE}/response/auth")[-len(pastes) :]
+    seen = people_read(observer, since)
+    print(
+        f"\n{len(pastes)} pastes with no login pending in {seconds:.1f} s: "
+        f"{len(set(replies))} distinct replies, {len(seen)} health/alert/login messages"
+    )
+    assert len(set(replies)) == 1 and json.loads(replies[0])["error"] == REFUSED
+    assert seen == []  # health untouched, no alert, no login offered
+    assert emulator.calls("token") == calls
+    assert json.loads(observer.on(f"{BASE}/health")[-1])["message"] == record["message"]
+
+
+@pytest.mark.parametrize("session", ["logged_out", "logged_in"])
+def test_no_stranger_text_reaches_health_or_alerts(
+    session: str, request: pytest.FixtureRequest, clients: dict[str, Counting]
+) -> None:
+    """Issue 17, finding 4: `?error=<text>&state=anything` was reported before the state was
+    checked, and with no login pending any paste rewrote a healthy agent's health."""
+    agent: AgentProcess = request.getfixturevalue(session)
+    observer, ha = clients[OBSERVER], clients["homeassistant"]
+    wait_for_state(observer, "auth_required" if session == "logged_out" else "ok")
+    settled(ha, observer)
+    since = len(observer.messages)
+    pastes = [
+        f"{REDIRECT}?error={STRANGER}&state=anything",
+        f"error={STRANGER}",
+        f"{REDIRECT}?code={STRANGER}&state={STRANGER}",
+        f"{REDIRECT}?error=access_denied&error_description={STRANGER}&state=x",
+    ]
+    flood(ha, observer, pastes)
+    settled(ha, observer)
+    seen = people_read(observer, since)
+    carrying = [t for t, p in seen if STRANGER.encode() in p]
+    print(f"\n{session}: {len(seen)} health/alert messages, {len(carrying)} with stranger text")
+    assert carrying == []
+    assert STRANGER not in agent.output()
+    alerts = [json.loads(p) for t, p in seen if t == f"{BASE}/alert"]
+    assert [a["message"] for a in alerts] == ([REFUSED] if session == "logged_out" else [])
+    assert [t for t, _ in seen if t == f"{BASE}/health"] == []
+
+
+def test_rejected_reports_of_each_fresh_token_stay_within_the_documented_bound(
+    logged_in: AgentProcess, clients: dict[str, Counting], emulator: SpotifyEmulator
+) -> None:
+    """A player holding the key reports every token it sees as rejected, in batches."""
+    observer, player = clients[OBSERVER], clients["lofi-player"]
+    wait_for_state(observer, "ok")
+    player.subscribe(f"{BASE}/token", f"{BASE}/response/refresh")
+    cipher = TokenCipher.from_file(logged_in.config.parent / "fernet.key")
+
+    def current() -> str:
+        player.wait(lambda: any(player.on(f"{BASE}/token")), "a token")
+        access: str = cipher.decrypt_json(player.on(f"{BASE}/token")[-1])["access_token"]
+        return access
+
+    replies = f"{BASE}/response/refresh"
+    before, started = emulator.calls("refresh_token"), time.monotonic()
+    batch = 10
+    for first in range(0, REPORTS, batch):
+        answered = player.counts.get(replies, 0)
+        report = {"reason": "rejected", "token_sha256": token_sha256(current())}
+        for i in range(first, first + batch):
+            player.send(f"{BASE}/request/refresh", json.dumps(report | {"transaction": i}))
+        player.wait_count(replies, answered + batch)
+    seconds = time.monotonic() - started
+    spent = emulator.calls("refresh_token") - before
+    bound = requested_refreshes_bound(seconds, min_interval=30)
+    print(
+        f"\n{REPORTS} rejected reports of the current token in {seconds:.1f} s: {spent} "
+        f"Spotify refreshes (documented bound {bound})"
+    )
+    assert 1 <= spent <= bound
+    assert wait_for_state(observer, "ok")
