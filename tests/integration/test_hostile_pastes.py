@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import string
-import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import paho.mqtt.client as paho
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher
@@ -24,26 +22,21 @@ from mqtt_tokend.core.gate import requested_refreshes_bound
 from mqtt_tokend.daemon.answers import FAILED_LOGIN_REPORT_INTERVAL
 from mqtt_tokend.daemon.remote_login import EXCHANGE_BURST, EXCHANGE_REFILL, REFUSED
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.deploy.conftest import MOSQUITTO, Broker, stop_broker
 from tests.integration.conftest import AgentProcess, approve, login
 from tests.integration.hostile import (
     BASE,
+    MARKS,
     OBSERVER,
     Client,
     agent_config,
-    have_mosquitto,
+    connected,
     settled,
-    shipped_broker,
+    shipped_in_tmp,
     start_agent,
     wait_for_state,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not have_mosquitto() or not Path(MOSQUITTO).exists(), reason="Mosquitto is not installed"
-    ),
-]
+pytestmark = MARKS
 
 PASTES = 10_000
 REPORTS = 1_000
@@ -53,69 +46,36 @@ REDIRECT = "http://127.0.0.1:8888/callback"
 PEOPLE = (f"{BASE}/health", f"{BASE}/alert", f"{BASE}/login")  # what people and HA read
 
 
-@pytest.fixture
-def shipped() -> Iterator[Broker]:
-    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-pastes-"))
-    directory.chmod(0o755)  # Mosquitto reads its files after dropping root
-    broker = shipped_broker(directory / "broker")
-    yield broker
-    stop_broker(broker)
-    shutil.rmtree(directory, ignore_errors=True)
+@dataclass(frozen=True)
+class Rig:
+    """The shipped broker's clients (observer, player, Home Assistant), the emulator, and an
+    agent's config on that broker."""
+
+    clients: dict[str, Client]
+    emulator: SpotifyEmulator
+    config: Path
 
 
 @pytest.fixture
-def emulator() -> Iterator[SpotifyEmulator]:
-    with SpotifyEmulator() as emu:
-        yield emu
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with (
+        shipped_in_tmp() as broker,
+        SpotifyEmulator() as emulator,
+        connected(broker, f"{BASE}/#") as clients,
+    ):
+        yield Rig(clients, emulator, agent_config(tmp_path, broker, emulator))
 
 
-class Counting(Client):
-    """A client that also counts what it receives on each topic: cheap to wait on."""
-
-    def __init__(self, broker: Broker, user: str) -> None:
-        super().__init__(broker, user)
-        self.counts: dict[str, int] = {}
-
-    def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
-        with self._cond:
-            self.counts[msg.topic] = self.counts.get(msg.topic, 0) + 1
-        super()._on_message(c, u, msg)
-
-    def wait_count(self, topic: str, count: int, timeout: float = 120) -> None:
-        """Until `count` messages in all have come on `topic`."""
-        self.wait(lambda: self.counts.get(topic, 0) >= count, f"{count} on {topic}", timeout)
-
-
-@pytest.fixture
-def clients(shipped: Broker) -> Iterator[dict[str, Counting]]:
-    """Connected clients of the observer, the player and Home Assistant."""
-    made = {user: Counting(shipped, user) for user in (OBSERVER, "lofi-player", "homeassistant")}
-    for client in made.values():
-        client.connect()
-    made[OBSERVER].subscribe(f"{BASE}/#")
-    yield made
-    for client in made.values():
-        client.close()
-
-
-@pytest.fixture
-def config(tmp_path: Path, shipped: Broker, emulator: SpotifyEmulator) -> Path:
-    return agent_config(tmp_path, shipped, emulator)
-
-
-@pytest.fixture
-def logged_out(config: Path) -> Iterator[AgentProcess]:
+@contextmanager
+def running(config: Path, *, logged_in: bool) -> Iterator[AgentProcess]:
+    """The agent on the rig, after a headless login or with none (it then offers one)."""
+    if logged_in:
+        assert login(config).returncode == 0
     agent = start_agent(config)
-    yield agent
-    agent.stop()
-
-
-@pytest.fixture
-def logged_in(config: Path) -> Iterator[AgentProcess]:
-    assert login(config).returncode == 0
-    agent = start_agent(config)
-    yield agent
-    agent.stop()
+    try:
+        yield agent
+    finally:
+        agent.stop()
 
 
 def chosen_pastes(state: str, count: int, rng: random.Random) -> list[str]:
@@ -154,12 +114,12 @@ def chosen_pastes(state: str, count: int, rng: random.Random) -> list[str]:
     return pastes[:count]
 
 
-def offered(observer: Counting) -> str:
+def offered(observer: Client) -> str:
     observer.wait(lambda: any(observer.on(f"{BASE}/login")), "the offered login")
     return observer.on(f"{BASE}/login")[-1].decode()
 
 
-def flood(sender: Client, observer: Counting, pastes: list[str], batch: int = 500) -> float:
+def flood(sender: Client, observer: Client, pastes: list[str], batch: int = 500) -> float:
     """Send every paste to request/auth, `batch` at a time (the broker queues at most 1,000
     for the agent), each batch once the last is answered; the seconds it took."""
     topic = f"{BASE}/response/auth"
@@ -178,10 +138,13 @@ def people_read(observer: Client, since: int) -> list[tuple[str, bytes]]:
         return [(t, p) for t, p in observer.messages[since:] if t in PEOPLE]
 
 
-def test_chosen_pastes_get_one_refusal_and_the_owners_paste_still_logs_in(
-    logged_out: AgentProcess,
-    clients: dict[str, Counting],
-    emulator: SpotifyEmulator,
+def test_chosen_pastes_get_one_refusal_and_the_owners_paste_still_logs_in(rig: Rig) -> None:
+    with running(rig.config, logged_in=False) as agent:
+        chosen_pastes_then_the_owner(agent, rig.clients, rig.emulator)
+
+
+def chosen_pastes_then_the_owner(
+    agent: AgentProcess, clients: dict[str, Client], emulator: SpotifyEmulator
 ) -> None:
     observer, ha = clients[OBSERVER], clients["homeassistant"]
     wait_for_state(observer, "auth_required")
@@ -206,8 +169,8 @@ def test_chosen_pastes_get_one_refusal_and_the_owners_paste_still_logs_in(
     assert len(alerts) <= 1 + seconds / FAILED_LOGIN_REPORT_INTERVAL
     assert all(a["event"] == "auth_failed" and a["message"] == REFUSED for a in alerts)
     assert not [t for t, _ in seen if t == f"{BASE}/health"]  # refusals never rewrite it
-    assert STRANGER not in logged_out.output()
-    assert state not in logged_out.output() and url not in logged_out.output()
+    assert STRANGER not in agent.output()
+    assert state not in agent.output() and url not in agent.output()
 
     # The owner opens the same link, approves, and their redirect is handed in. A refusal
     # while the exchange budget refills leaves the code unused: the owner pastes it again.
@@ -230,64 +193,71 @@ def test_chosen_pastes_get_one_refusal_and_the_owners_paste_still_logs_in(
     assert not [t for t, p in everything if STRANGER.encode() in p]
 
 
-def test_with_no_login_pending_a_paste_gets_the_refusal_and_health_stays(
-    logged_in: AgentProcess, clients: dict[str, Counting], emulator: SpotifyEmulator
-) -> None:
-    observer, ha = clients[OBSERVER], clients["homeassistant"]
-    record = wait_for_state(observer, "ok")
-    settled(ha, observer)
-    since, calls = len(observer.messages), emulator.calls("token")
-    pastes = chosen_pastes("x" * 22, 1_000, random.Random(4))
-    seconds = flood(ha, observer, pastes)
+def test_with_no_login_pending_a_paste_gets_the_refusal_and_health_stays(rig: Rig) -> None:
+    observer, ha = rig.clients[OBSERVER], rig.clients["homeassistant"]
+    with running(rig.config, logged_in=True):
+        record = wait_for_state(observer, "ok")
+        settled(ha, observer)
+        since, calls = len(observer.messages), rig.emulator.calls("token")
+        pastes = chosen_pastes("x" * 22, 1_000, random.Random(4))
+        seconds = flood(ha, observer, pastes)
+        settled(ha, observer)
+        seen = people_read(observer, since)
+        last = json.loads(observer.on(f"{BASE}/health")[-1])
     replies = observer.on(f"{BASE}/response/auth")[-len(pastes) :]
-    seen = people_read(observer, since)
     print(
         f"\n{len(pastes)} pastes with no login pending in {seconds:.1f} s: "
         f"{len(set(replies))} distinct replies, {len(seen)} health/alert/login messages"
     )
     assert len(set(replies)) == 1 and json.loads(replies[0])["error"] == REFUSED
     assert seen == []  # health untouched, no alert, no login offered
-    assert emulator.calls("token") == calls
-    assert json.loads(observer.on(f"{BASE}/health")[-1])["message"] == record["message"]
+    assert rig.emulator.calls("token") == calls
+    assert last["message"] == record["message"]
 
 
-@pytest.mark.parametrize("session", ["logged_out", "logged_in"])
-def test_no_stranger_text_reaches_health_or_alerts(
-    session: str, request: pytest.FixtureRequest, clients: dict[str, Counting]
-) -> None:
+@pytest.mark.parametrize("logged_in", [False, True], ids=["login-pending", "logged-in"])
+def test_no_stranger_text_reaches_health_or_alerts(logged_in: bool, rig: Rig) -> None:
     """Issue 17, finding 4: `?error=<text>&state=anything` was reported before the state was
     checked, and with no login pending any paste rewrote a healthy agent's health."""
-    agent: AgentProcess = request.getfixturevalue(session)
-    observer, ha = clients[OBSERVER], clients["homeassistant"]
-    wait_for_state(observer, "auth_required" if session == "logged_out" else "ok")
-    settled(ha, observer)
-    since = len(observer.messages)
+    observer, ha = rig.clients[OBSERVER], rig.clients["homeassistant"]
     pastes = [
         f"{REDIRECT}?error={STRANGER}&state=anything",
         f"error={STRANGER}",
         f"{REDIRECT}?code={STRANGER}&state={STRANGER}",
         f"{REDIRECT}?error=access_denied&error_description={STRANGER}&state=x",
     ]
-    flood(ha, observer, pastes)
-    settled(ha, observer)
-    seen = people_read(observer, since)
+    with running(rig.config, logged_in=logged_in) as agent:
+        wait_for_state(observer, "ok" if logged_in else "auth_required")
+        settled(ha, observer)
+        since = len(observer.messages)
+        flood(ha, observer, pastes)
+        settled(ha, observer)
+        seen = people_read(observer, since)
     carrying = [t for t, p in seen if STRANGER.encode() in p]
-    print(f"\n{session}: {len(seen)} health/alert messages, {len(carrying)} with stranger text")
+    print(f"\n{len(seen)} health/alert messages, {len(carrying)} with stranger text")
     assert carrying == []
     assert STRANGER not in agent.output()
     alerts = [json.loads(p) for t, p in seen if t == f"{BASE}/alert"]
-    assert [a["message"] for a in alerts] == ([REFUSED] if session == "logged_out" else [])
+    assert [a["message"] for a in alerts if a["event"] == "auth_failed"] == (
+        [] if logged_in else [REFUSED]
+    )
     assert [t for t, _ in seen if t == f"{BASE}/health"] == []
 
 
-def test_rejected_reports_of_each_fresh_token_stay_within_the_documented_bound(
-    logged_in: AgentProcess, clients: dict[str, Counting], emulator: SpotifyEmulator
-) -> None:
+def test_rejected_reports_of_each_fresh_token_stay_within_the_documented_bound(rig: Rig) -> None:
     """A player holding the key reports every token it sees as rejected, in batches."""
+    with running(rig.config, logged_in=True):
+        rejected_reports(
+            rig.clients, rig.emulator, TokenCipher.from_file(rig.config.parent / "fernet.key")
+        )
+
+
+def rejected_reports(
+    clients: dict[str, Client], emulator: SpotifyEmulator, cipher: TokenCipher
+) -> None:
     observer, player = clients[OBSERVER], clients["lofi-player"]
     wait_for_state(observer, "ok")
     player.subscribe(f"{BASE}/token", f"{BASE}/response/refresh")
-    cipher = TokenCipher.from_file(logged_in.config.parent / "fernet.key")
 
     def current() -> str:
         player.wait(lambda: any(player.on(f"{BASE}/token")), "a token")
