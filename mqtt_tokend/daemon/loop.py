@@ -129,4 +129,6 @@ class Agent:
     def login_refused(self) -> None:
         """A pasted login was refused: an alert while a login is offered; health is untouched."""
         if self._login.url is not None:
-            self._sinks.login_failed(self._keeper.snapshot().now)
+            snapshot = self._keeper.snapshot()
+            self._sinks.feed(snapshot)  # whatever the keeper noted since the last step
+            self._sinks.login_failed(snapshot.now)
