@@ -25,13 +25,13 @@ from mqtt_tokend.adapters.login import (
     clear_pending,
     code_from_redirect,
     complete,
-    listen_for_redirect,
     load_pending,
     pkce_pair,
     same_state,
     save_pending,
     state_digest,
 )
+from mqtt_tokend.adapters.loopback import listen_for_redirect
 from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import SESSION_FILE, TokenStore
 from mqtt_tokend.config import SpotifyConfig
