@@ -1,4 +1,4 @@
-"""Headless authorization: PKCE (or client secret), the pasted redirect, the loopback listener.
+"""Headless authorization: PKCE (or client secret), the pasted redirect, the login in progress.
 
 A login in progress (state and PKCE verifier) is kept encrypted in the state directory, so
 the URL can be printed by one command and the redirect pasted into another.
@@ -9,12 +9,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import http.server
+import hmac
 import logging
 import math
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -70,10 +68,14 @@ class LoginSpotify(Protocol):
 
 @dataclass(frozen=True)
 class Authorization:
-    """One login attempt: the URL to open and what is needed to finish it."""
+    """One login attempt: the URL to open and what is needed to finish it.
 
-    url: str
-    redirect_uri: str
+    Its repr shows only when it was made: the URL carries the state, and the redirect URI
+    may carry a Home Assistant webhook id.
+    """
+
+    url: str = field(repr=False)
+    redirect_uri: str = field(repr=False)
     created_at: float
     state: str = field(repr=False)
     code_verifier: str | None = field(default=None, repr=False)
@@ -134,6 +136,41 @@ def state_digest(state: str) -> str:
     return hashlib.sha256(state.encode("utf-8", "replace")).hexdigest()[:32]
 
 
+def same_state(pasted: str, expected: str) -> bool:
+    """The whole pasted state against the offered one, in constant time: both are hashed
+    first, so the comparison sees equal lengths and says nothing about a prefix."""
+    return hmac.compare_digest(
+        hashlib.sha256(pasted.encode("utf-8", "replace")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "replace")).digest(),
+    )
+
+
+# The `error` values of RFC 6749 (4.1.2.1) that Spotify may send back; anything else is
+# named only as "an error", so no text of a stranger's is ever repeated.
+OAUTH_ERRORS = frozenset(
+    {
+        "access_denied",
+        "invalid_request",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "unauthorized_client",
+        "unsupported_response_type",
+    }
+)
+
+
+def oauth_error(text: str) -> str:
+    """An `error=` value as the product may repeat it: a known OAuth error, else "error"."""
+    return text if text in OAUTH_ERRORS else "error"
+
+
+SAME_LINK = (
+    "the same login link stays valid: open it, approve, and paste the whole address it leads "
+    "to with `mqtt-tokend auth --redirect-file -`"
+)
+
+
 def code_from_redirect(
     text: str,
     *,
@@ -147,7 +184,9 @@ def code_from_redirect(
 
     `expected_state`: the login in progress (None when there is none); `used_state`: the
     `state_digest` of the last finished login, so its redirect pasted again is named as such.
-    Every wrong paste gets the sentence that says what was pasted and what to paste instead.
+    The state is compared whole, in constant time, before anything is said about it; an
+    `error=` counts only with the expected state. The sentences name what was pasted, never
+    how close a state came (over MQTT every refusal is one sentence: `RemoteLogin`).
     """
     text = text.strip()
     if not text:
@@ -164,15 +203,16 @@ def code_from_redirect(
         raise InputError(
             f"this is the login link itself: open it in a browser, approve, and then {PASTE_THIS}"
         )
-    if "error" in params:
-        raise AuthRejected(
-            f"Spotify reported '{params['error'][0][:60]}': the login was not approved",
-            error=params["error"][0][:60],
-        )
     if len(params.get("state", [])) > 1 or len(params.get("code", [])) > 1:
         raise InputError("the pasted address has more than one state or code: paste it as is")
     state = params.get("state", [""])[0]
     codes = params.get("code", [])
+    matches = expected_state is not None and same_state(state, expected_state)
+    if matches and "error" in params:
+        error = oauth_error(params["error"][0])
+        raise AuthRejected(
+            f"Spotify reported {error}: the login was not approved; {SAME_LINK}", error=error
+        )
     if state and used_state and secrets.compare_digest(state_digest(state), used_state):
         raise InputError(
             "this login was already used: its tokens are stored. To log in again, open a new "
@@ -183,13 +223,9 @@ def code_from_redirect(
             "no login is in progress for this address (it expired or was started elsewhere): "
             "start a new login, open its link, and paste the address it leads to"
         )
-    cut_short = not state or (len(state) < len(expected_state) and expected_state.startswith(state))
-    if cut_short or not codes or not codes[0]:
-        raise InputError(f"the pasted address is cut off: {PASTE_THIS}")
-    if not secrets.compare_digest(state.encode(), expected_state.encode()):
+    if not matches or not codes or not codes[0]:
         raise InputError(
-            "the pasted address belongs to a different login attempt (its state does not "
-            "match): open the URL printed by this command and paste the address it leads to"
+            f"the pasted address is cut off, or belongs to another login attempt: {SAME_LINK}"
         )
     return codes[0]
 
@@ -203,12 +239,18 @@ def complete(
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Exchange the code, store the tokens, confirm the user; return the user's profile."""
-    logsafe.remember(code, authorization.code_verifier)
-    grant = spotify.exchange_code(
-        code=code,
-        redirect_uri=authorization.redirect_uri,
-        code_verifier=authorization.code_verifier,
-    )
+    logsafe.remember(authorization.code_verifier)
+    try:
+        grant = spotify.exchange_code(
+            code=code,
+            redirect_uri=authorization.redirect_uri,
+            code_verifier=authorization.code_verifier,
+        )
+    except AuthRejected as err:  # a wrong or used code: the login in progress still stands
+        raise AuthRejected(
+            f"{err}: {SAME_LINK}", error=err.error, description=err.description
+        ) from None
+    logsafe.remember(code)  # only a code that worked: junk codes must not crowd out secrets
     issued = now()
     tokens = Tokens(
         access_token=grant.access_token,
@@ -297,56 +339,3 @@ def clear_pending(store: TokenStore) -> None:
     """Forget the login in progress."""
     with contextlib.suppress(FileNotFoundError):
         store.path(PENDING_FILE).unlink()
-
-
-class _V6Server(http.server.HTTPServer):
-    address_family = socket.AF_INET6
-
-
-def listen_for_redirect(
-    redirect_uri: str, *, timeout: float, on_ready: Callable[[str], None] | None = None
-) -> str:
-    """Serve the loopback redirect URI once and return the full address the browser hit."""
-    parts = urlsplit(redirect_uri)
-    host = (parts.hostname or "127.0.0.1").strip("[]")
-    port = parts.port or 80
-    received: list[str] = []
-    done = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if urlsplit(self.path).path != (parts.path or "/"):
-                self.send_error(404)
-                return
-            received.append(f"{parts.scheme}://{parts.netloc}{self.path}")
-            body = (
-                b"<!doctype html><title>mqtt-tokend</title><p>Done. You can close this tab; "
-                b"the Pi finishes the login.</p>"
-            )
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            done.set()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Stay quiet: the query string holds the authorization code."""
-
-    server_class = _V6Server if ":" in host else http.server.HTTPServer
-    try:
-        server = server_class((host, port), Handler)
-    except OSError as err:
-        raise InputError(f"cannot listen on {host}:{port} ({err.strerror})") from err
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
-    thread.daemon = True
-    thread.start()
-    try:
-        if on_ready is not None:
-            on_ready(f"{host}:{server.server_address[1]}")
-        if not done.wait(timeout):
-            raise InputError(f"no browser reached {redirect_uri} within {timeout:g} s")
-    finally:
-        server.shutdown()
-        server.server_close()
-    return received[0]

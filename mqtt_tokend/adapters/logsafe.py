@@ -1,7 +1,9 @@
-"""The redaction filter: no token, secret, code or key reaches a log line.
+"""The redaction filter: no token, secret, code, key, login state or webhook id reaches a
+log line.
 
 Modules register every secret they hold (`remember`); the filter, installed on the CLI's
-handlers, replaces registered values and anything shaped like a credential.
+handlers, replaces registered values and anything shaped like a credential: a `state=` value
+(a login's state) and the id in a Home Assistant webhook path (`/api/webhook/<id>`) too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ _PATTERNS = [
         r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{6,}"
     ),
     re.compile(r"gAAAAA[A-Za-z0-9_-]{20,}={0,2}"),  # a Fernet token
+    re.compile(r"(?i)(\bstate=)[^\s\"'&,}#]+"),  # a login's state, as in a URL
+    re.compile(r"(?i)(/api/webhook/)[^\s\"'/?&#]+"),  # Home Assistant's webhook id
 ]
 
 _lock = threading.Lock()

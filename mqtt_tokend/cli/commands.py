@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from mqtt_tokend.adapters import login
+from mqtt_tokend.adapters import login, loopback
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
@@ -66,7 +66,7 @@ def authorize(
         if redirect_url is not None:
             pasted = redirect_url
         elif listen:
-            pasted = login.listen_for_redirect(
+            pasted = loopback.listen_for_redirect(
                 pending.redirect_uri,
                 timeout=timeout,
                 on_ready=lambda where: _tunnel_hint(where, err),

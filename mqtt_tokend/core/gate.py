@@ -48,13 +48,52 @@ class SingleFlight:
         self._last_end = ended
 
 
+class TokenBucket:
+    """At most `burst` passes at once, then one more per `refill` seconds.
+
+    A clock that steps back refills nothing; one that jumps ahead refills at most `burst`.
+    """
+
+    def __init__(self, *, burst: int, refill: float, now: float) -> None:
+        self.burst = burst
+        self.refill = refill
+        self._tokens = float(burst)
+        self._at = now
+
+    def take(self, now: float) -> bool:
+        """True (and one pass spent) when a pass is left at `now`."""
+        gained = max(0.0, now - self._at) / self.refill
+        self._tokens = min(float(self.burst), self._tokens + gained)
+        self._at = max(self._at, now)
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+REJECTED_WINDOW = 60.0  # seconds: at most one refresh a minute skips the rate limit
+
+
+def requested_refreshes_bound(seconds: float, *, min_interval: float) -> int:
+    """The most refresh calls requests of any kind can cause within `seconds` (Retry-After
+    and failed attempts aside): one per `min_interval` after the last success, plus one
+    rejected report per REJECTED_WINDOW, plus the first of each kind."""
+    if min_interval <= 0:
+        raise ValueError("without a min_interval, plain requests are not rate limited")
+    return int(seconds // min_interval) + int(seconds // REJECTED_WINDOW) + 2
+
+
 class RefreshGate:
     """Single flight and rate limit for refresh requests; times are monotonic seconds.
 
     A request that arrived before the last attempt ended is answered by that attempt. A plain
-    request within `min_interval` of the last attempt gets the current token. A consumer whose
+    request within `min_interval` of the last success gets the current token. A consumer whose
     current token was rejected gets one refresh at once, unless one was already tried for
-    that token. Nothing reaches Spotify while a Retry-After hold is in force.
+    that token or a rejected report already skipped the rate limit within REJECTED_WINDOW
+    seconds; otherwise its report counts as a plain request. So a player that reports every
+    new token as rejected costs at most one extra refresh a minute, while a genuine 401 (a
+    token no refresh has replaced for a minute) heals at once. Nothing reaches Spotify while
+    a Retry-After hold is in force.
     """
 
     def __init__(self, *, min_interval: float) -> None:
@@ -63,6 +102,7 @@ class RefreshGate:
         self._last_start_wall: float | None = None
         self._hold_until: float | None = None
         self._last_success: float | None = None
+        self._last_rejected: float | None = None  # the last pass a rejected report earned
 
     def attempted(self, *, started_wall: float, ended: float, succeeded: bool = True) -> None:
         """Record a refresh attempt; only a success starts the `min_interval` again."""
@@ -81,6 +121,7 @@ class RefreshGate:
         """True when a request that arrived at `received` justifies a call to Spotify now.
 
         `rejected_current`: the consumer says Spotify refused the token that is current now.
+        A pass earned by that report is remembered (the caller makes the call).
         """
         same = "the current token"  # only whether the reported hash is the current one matters
         verdict = self.verdict(
@@ -121,9 +162,12 @@ class RefreshGate:
 
     def _allows(self, *, rejected_current: bool, issued: float, now: float) -> bool:
         """Past the rate limit, or the first report that the current token was refused (no
-        refresh was attempted since that token was issued)."""
+        refresh was attempted since that token was issued, and no report skipped the rate
+        limit within REJECTED_WINDOW)."""
         tried = self._last_start_wall is not None and self._last_start_wall > issued
-        if rejected_current and not tried:
+        recent = self._last_rejected is not None and now - self._last_rejected < REJECTED_WINDOW
+        if rejected_current and not tried and not recent:
+            self._last_rejected = now
             return True
         return self._last_success is None or now - self._last_success >= self._min_interval
 

@@ -4,8 +4,9 @@ Every request is hostile until proven otherwise. An answer goes only under
 `<base>/response/`: a request whose MQTT 5 Response Topic points anywhere else is refused,
 with the error on `<base>/response/<verb>`, and the refusals are logged at most once a
 minute. `check` costs Spotify at most one check per CHECK_MIN_INTERVAL seconds, whatever
-the burst; a refused paste tells the health record and the alert topic at most once per
-FAILED_LOGIN_REPORT_INTERVAL seconds.
+the burst. A refused paste gets REFUSED, the same bytes whatever was wrong; refusals are
+logged, and told to the alert topic, at most once per FAILED_LOGIN_REPORT_INTERVAL seconds,
+and never rewrite the health record.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mqtt_tokend.core.gate import SingleFlight, Throttle
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.refusal import not_refreshed
+from mqtt_tokend.daemon.remote_login import REFUSED
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -53,8 +55,8 @@ class Session(Protocol):
         """Complete the offered login from a pasted redirect URL; the user's profile."""
         ...
 
-    def login_failed(self, message: str) -> None:
-        """Tell the health record and the people that a pasted login was refused."""
+    def login_refused(self) -> None:
+        """Tell the people that a pasted login was refused (the health record is untouched)."""
         ...
 
 
@@ -71,6 +73,7 @@ class RequestHandler:
         self._failure_reports = Throttle(FAILED_LOGIN_REPORT_INTERVAL)
         self._refusal_logs = Throttle(REFUSAL_LOG_INTERVAL)
         self._refused = 0  # requests refused for their Response Topic since the last log line
+        self._pastes_refused = 0  # pasted logins refused since the last log line
 
     def handle(self, request: Request) -> None:
         """Act on one request; malformed ones get an error answer and change nothing."""
@@ -151,11 +154,13 @@ class RequestHandler:
     def _auth(self, payload: bytes, reply: Reply) -> None:
         try:
             profile = self._session.finish_login(payload)
-        except TokendError as err:
-            self._out.respond(reply, ok=False, error=str(err))
+        except TokendError:
+            self._out.respond(reply, ok=False, error=REFUSED)  # the same bytes for every refusal
+            self._pastes_refused += 1
             if self._failure_reports.allow(self._now()):  # a flood is one report a minute
-                _LOG.warning("re-authorization over MQTT failed: %s", err)
-                self._session.login_failed(f"the pasted login was not accepted: {err}")
+                _LOG.warning("refused %d pasted login(s) on request/auth", self._pastes_refused)
+                self._pastes_refused = 0
+                self._session.login_refused()
             return
         who = user_name(profile) or "unknown user"
         _LOG.info("logged in over MQTT as %s", who)

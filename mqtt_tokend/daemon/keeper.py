@@ -143,12 +143,6 @@ class SessionKeeper(SessionChecks):
         outcome = self._gate.not_refreshed(verdict, now=Deadline.after(0.0, self._clock))
         return outcome, self._handover() if verdict.call else None
 
-    def explain(self, message: str) -> Snapshot:
-        """Put a message in the health record (e.g. why a pasted login failed)."""
-        self._message = message
-        self._step.changed.add(Retained.HEALTH)
-        return self._handover()
-
     def snapshot(self) -> Snapshot:
         """What is true now, without acting."""
         return self._handover()

@@ -124,8 +124,9 @@ class Agent:
         """Complete the offered login; the keeper picks up the stored tokens in this step."""
         return self._login.finish(payload)
 
-    def login_failed(self, message: str) -> None:
-        """A pasted login was refused: the health record and an alert say why."""
-        snapshot = self._keeper.explain(message)
-        self._sinks.feed(snapshot)
-        self._sinks.login_failed(message, snapshot.now)
+    def login_refused(self) -> None:
+        """A pasted login was refused: an alert while a login is offered; health is untouched."""
+        if self._login.url is not None:
+            snapshot = self._keeper.snapshot()
+            self._sinks.feed(snapshot)  # whatever the keeper noted since the last step
+            self._sinks.login_failed(snapshot.now)

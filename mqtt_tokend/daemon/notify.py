@@ -11,7 +11,7 @@ from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.daemon.broadcast import Broadcaster
-from mqtt_tokend.daemon.remote_login import RemoteLogin
+from mqtt_tokend.daemon.remote_login import REFUSED, REFUSED_FIX, RemoteLogin
 from mqtt_tokend.daemon.snapshot import Snapshot
 
 _LOG = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ class Notifier:
         message = f"Spotify ends this login in {days:.1f} days; log in again before then"
         self._out.alert(Alert(notices.REAUTH_SOON, message, now, self.instructions))
 
-    def login_failed(self, message: str, now: float) -> None:
-        """A pasted login was refused: say so where Home Assistant shows it."""
-        fix = "Open the newest authorization link, approve, and paste the final address."
-        self._out.alert(Alert(notices.AUTH_FAILED, message, now, fix))
+    def login_failed(self, now: float) -> None:
+        """A pasted login was refused: say so where Home Assistant shows it, in words no
+        paste can change."""
+        self._out.alert(Alert(notices.AUTH_FAILED, REFUSED, now, REFUSED_FIX))
 
     def _raise(self, problem: Alert) -> None:
         if self.current is not None and self.current.event == problem.event:

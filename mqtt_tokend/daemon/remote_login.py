@@ -1,9 +1,12 @@
 """Re-authorization over MQTT: the agent offers a URL, takes the redirect on `request/auth`.
 
 A pasted redirect is accepted only with the state of the login the agent itself offered,
-within PENDING_MAX_AGE, and once: the first paste carrying that state uses the offer up,
-whether Spotify then accepts its code or not, and a fresh offer (new state) takes its place.
-So a wrong code costs at most one Spotify call per offer, and a bare code is refused.
+within PENDING_MAX_AGE. The offer is spent only by a successful login: a wrong state, a junk
+code, an `error=` or a code Spotify refuses all leave it standing, so the owner's real
+redirect still works after any number of hostile pastes. Every refusal is one sentence
+(REFUSED), whatever was wrong, so a reply tells nothing about the state. Spotify is asked to
+exchange at most EXCHANGE_BURST codes at once per offer, then one per EXCHANGE_REFILL seconds;
+a paste beyond that is refused without a call.
 
 The login in progress is kept in the agent's memory only, so it never collides with a
 `mqtt-tokend auth` run at the same time (whichever finishes first wins; the agent notices a
@@ -12,16 +15,40 @@ login stored by the CLI through the token file).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from mqtt_tokend.adapters import login as auth
+from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
+from mqtt_tokend.core.gate import TokenBucket
 from mqtt_tokend.daemon.ports import SpotifyPort
-from mqtt_tokend.errors import InputError
+from mqtt_tokend.errors import AuthRejected, InputError, TokendError
+
+_LOG = logging.getLogger(__name__)
 
 MAX_REDIRECT_BYTES = 4096
+EXCHANGE_BURST = 3  # codes with the offered state that Spotify is asked about at once
+EXCHANGE_REFILL = 10.0  # seconds for each further one
+
+# The one answer to every refused paste (on `response/auth` and in the `auth_failed` alert).
+REFUSED = (
+    "the pasted login was not accepted; the same login link stays valid: open it, approve, "
+    "and paste the whole address your browser ends on"
+)
+REFUSED_FIX = (
+    "Open the same login link again (the login card in Home Assistant), approve, and paste "
+    "the whole address your browser ends on into Login redirect URL."
+)
+
+
+class LoginRefused(InputError):
+    """A pasted login was not accepted; its message is REFUSED, whatever the reason."""
+
+    def __init__(self) -> None:
+        super().__init__(REFUSED)
 
 
 class RemoteLogin:
@@ -40,6 +67,10 @@ class RemoteLogin:
         self._store = store
         self._now = now
         self._pending: auth.Authorization | None = None
+        self._exchanges = TokenBucket(burst=EXCHANGE_BURST, refill=EXCHANGE_REFILL, now=now())
+
+    def __repr__(self) -> str:
+        return f"RemoteLogin(offered={self._pending is not None})"
 
     @property
     def url(self) -> str | None:
@@ -58,7 +89,11 @@ class RemoteLogin:
         pending = self._pending
         if pending is None or self._now() - pending.created_at > auth.PENDING_MAX_AGE:
             pending = auth.begin(self._spotify, self._config, now=self._now())
+            logsafe.remember(pending.state, pending.url)
             self._pending = pending
+            self._exchanges = TokenBucket(
+                burst=EXCHANGE_BURST, refill=EXCHANGE_REFILL, now=self._now()
+            )
         return pending.url
 
     def withdraw(self) -> None:
@@ -66,31 +101,34 @@ class RemoteLogin:
         self._pending = None
 
     def finish(self, payload: bytes) -> dict[str, Any]:
-        """Complete the offered login with the redirect URL; return the user's profile."""
-        if self._pending is None:
-            raise InputError(
-                "no login is pending: the agent is logged in (a login address pasted again "
-                "was already used)"
-            )
-        if len(payload) > MAX_REDIRECT_BYTES:
-            raise InputError("the pasted text is too long to be a redirect URL")
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("the pasted text is not UTF-8") from None
+        """Complete the offered login with the redirect URL; return the user's profile.
+
+        Every refusal is LoginRefused; the offer stands unless the login succeeded.
+        """
         pending = self._pending
+        if pending is None or len(payload) > MAX_REDIRECT_BYTES:
+            raise LoginRefused()
         if self._now() - pending.created_at > auth.PENDING_MAX_AGE:
             self.offer()  # a fresh URL for whoever may see it
-            raise InputError("that login is too old: open the newest login link and try again")
-        used = self._store.load_session().get("used_login")
-        code = auth.code_from_redirect(
-            text, expected_state=pending.state, used_state=used, bare_code=False
-        )
-        self._pending = None  # this offer is used up, whatever Spotify says about the code
+            raise LoginRefused()
         try:
-            return auth.complete(
+            text = payload.decode("utf-8")
+            code = auth.code_from_redirect(text, expected_state=pending.state, bare_code=False)
+        except AuthRejected as err:  # `error=` with the offered state: the owner said no
+            _LOG.info("Spotify reported %s for the offered login; it stays offered", err.error)
+            raise LoginRefused() from None
+        except (TokendError, ValueError):  # ValueError: not UTF-8, or no URL at all
+            raise LoginRefused() from None
+        if not self._exchanges.take(self._now()):
+            raise LoginRefused()  # Spotify was asked about enough codes for now
+        try:
+            profile = auth.complete(
                 pending, code, spotify=self._spotify, store=self._store, now=self._now
             )
-        except Exception:
-            self.offer()
-            raise
+        except TokendError as err:
+            _LOG.warning(
+                "a code for the offered login was not accepted (%s); it stays offered", err
+            )
+            raise LoginRefused() from None
+        self._pending = None
+        return profile

@@ -112,9 +112,9 @@ class Sinks:
             health, state=State.ERROR, message=broker.problem, instructions=broker.instructions
         )
 
-    def login_failed(self, message: str, now: float) -> None:
+    def login_failed(self, now: float) -> None:
         """An `auth_failed` alert (Home Assistant shows it)."""
-        self._notifier.login_failed(message, now)
+        self._notifier.login_failed(now)
 
     def final_messages(self, snapshot: Snapshot) -> list[tuple[str, bytes]]:
         """What to publish on a clean stop: offline, and the health record saying so."""

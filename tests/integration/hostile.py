@@ -8,20 +8,23 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.deploy.conftest import WAIT, Broker, start_broker
+from tests.deploy.conftest import MOSQUITTO, WAIT, Broker, start_broker, stop_broker
 from tests.integration.conftest import AgentProcess, write_agent_config
 from tests.integration.watch import wait_until
 
@@ -52,6 +55,37 @@ def shipped_broker(directory: Path) -> Broker:
     return broker
 
 
+@contextmanager
+def shipped_in_tmp() -> Iterator[Broker]:
+    """`shipped_broker` in a directory of its own in the system's temp directory (Mosquitto
+    reads its files after dropping root, and pytest's tmp_path is private), removed after."""
+    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-hostile-"))
+    directory.chmod(0o755)
+    try:
+        broker = shipped_broker(directory / "broker")
+        try:
+            yield broker
+        finally:
+            stop_broker(broker)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def connected(broker: Broker, *topics: str) -> Iterator[dict[str, Client]]:
+    """Connected clients of the observer (subscribed to `topics`), the player and Home
+    Assistant, closed afterwards."""
+    made = {user: Client(broker, user) for user in (OBSERVER, "lofi-player", "homeassistant")}
+    try:
+        for client in made.values():
+            client.connect()
+        made[OBSERVER].subscribe(*topics)
+        yield made
+    finally:
+        for client in made.values():
+            client.close()
+
+
 def _accepts(broker: Broker, user: str) -> bool:
     client = Client(broker, user)
     try:
@@ -68,6 +102,7 @@ class Client:
         self.user = user
         self._cond = threading.Condition()
         self.messages: list[tuple[str, bytes]] = []
+        self.counts: dict[str, int] = {}  # messages received per topic: cheap to wait on
         self._connack: Any = None
         self._subacks: set[int] = set()
         version = MQTTProtocolVersion.MQTTv5 if protocol == 5 else MQTTProtocolVersion.MQTTv311
@@ -99,6 +134,7 @@ class Client:
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         with self._cond:
             self.messages.append((msg.topic, bytes(msg.payload)))
+            self.counts[msg.topic] = self.counts.get(msg.topic, 0) + 1
             self._cond.notify_all()
 
     def try_connect(self) -> bool:
@@ -129,6 +165,10 @@ class Client:
         with self._cond:
             if not self._cond.wait_for(ready, timeout=timeout):
                 raise AssertionError(f"{self.user}: timed out after {timeout:g} s: {what}")
+
+    def wait_count(self, topic: str, count: int, timeout: float = 120) -> None:
+        """Until `count` messages in all have come on `topic`."""
+        self.wait(lambda: self.counts.get(topic, 0) >= count, f"{count} on {topic}", timeout)
 
     def on(self, topic: str) -> list[bytes]:
         with self._cond:
@@ -216,3 +256,11 @@ def start_agent(config: Path) -> AgentProcess:
 
 def have_mosquitto() -> bool:
     return shutil.which("mosquitto_passwd") is not None and shutil.which("mosquitto") is not None
+
+
+MARKS = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not have_mosquitto() or not Path(MOSQUITTO).exists(), reason="Mosquitto is not installed"
+    ),
+]

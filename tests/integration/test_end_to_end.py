@@ -88,7 +88,7 @@ def test_auth_refuses_a_redirect_from_another_login(config_file: Path) -> None:
     forged = redirect.replace("state=", "state=x")
     _, err = process.communicate(forged + "\n", timeout=30)
     assert process.returncode == 1
-    assert "different login attempt" in err
+    assert "another login attempt" in err
     assert not (config_file.parent / "state" / "spotify_tokens.json").exists()
 
 

@@ -4,7 +4,6 @@ what the player and Home Assistant accounts can make the agent do. Run with -s f
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -12,29 +11,25 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.deploy.conftest import MOSQUITTO, Broker, stop_broker
+from tests.deploy.conftest import Broker
 from tests.integration.conftest import AgentProcess, approve, login
 from tests.integration.hostile import (
     BASE,
+    MARKS,
     OBSERVER,
     Client,
     agent_config,
-    have_mosquitto,
+    connected,
     health_of,
     rss_kib,
     settled,
-    shipped_broker,
+    shipped_in_tmp,
     start_agent,
     wait_for_state,
 )
 from tests.integration.watch import wait_until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not have_mosquitto() or not Path(MOSQUITTO).exists(), reason="Mosquitto is not installed"
-    ),
-]
+pytestmark = MARKS
 
 BURST = 10_000
 SPOTIFY = ("token", "me", "devices")
@@ -42,11 +37,8 @@ SPOTIFY = ("token", "me", "devices")
 
 @pytest.fixture
 def shipped() -> Iterator[Broker]:
-    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-hostile-"))
-    directory.chmod(0o755)
-    broker = shipped_broker(directory / "broker")
-    yield broker
-    stop_broker(broker)
+    with shipped_in_tmp() as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -58,13 +50,8 @@ def emulator() -> Iterator[SpotifyEmulator]:
 @pytest.fixture
 def clients(shipped: Broker) -> Iterator[dict[str, Client]]:
     """Connected clients of the observer, the player and Home Assistant."""
-    made = {user: Client(shipped, user) for user in (OBSERVER, "lofi-player", "homeassistant")}
-    for client in made.values():
-        client.connect()
-    made[OBSERVER].subscribe(f"{BASE}/#", "homeassistant/#")
-    yield made
-    for client in made.values():
-        client.close()
+    with connected(shipped, f"{BASE}/#", "homeassistant/#") as made:
+        yield made
 
 
 def run_agent(config: Path) -> Iterator[AgentProcess]:
@@ -123,6 +110,7 @@ def test_the_players_code_smuggled_through_a_reply_does_not_log_the_agent_in(
     assert state not in json.dumps(record) and "auth_url" not in record
     assert player.on(f"{BASE}/login") == []  # retained, sent before health if allowed
     status_file = logged_out.config.parent / "state" / "auto_token_status.json"
+    wait_until(status_file.exists, timeout=10, what="the status file")  # written after health
     assert state not in status_file.read_text()
     assert status_file.stat().st_mode & 0o777 == 0o640
     assert url not in logged_out.output()

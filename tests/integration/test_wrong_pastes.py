@@ -45,7 +45,24 @@ def test_a_cut_off_redirect_is_named(config_file: Path) -> None:
     result = paste(config_file, redirect[: redirect.index("state=") + 9])
     assert result.returncode == 1
     assert "the pasted address is cut off" in result.stderr
-    assert paste(config_file, redirect).returncode == 0  # still usable
+    assert "the same login link stays valid" in result.stderr
+    assert "`mqtt-tokend auth --redirect-file -`" in result.stderr
+    assert paste(config_file, redirect).returncode == 0  # what it says works
+
+
+def test_a_refused_code_keeps_the_same_link_valid_and_says_so(
+    config_file: Path, emulator: SpotifyEmulator
+) -> None:
+    """Issue 17: a wrong paste meant starting `auth` again with a new URL."""
+    url = start_login(config_file)
+    redirect = approve(url)
+    state = redirect[redirect.index("state=") :].split("&")[0]
+    result = paste(config_file, f"http://127.0.0.1/callback?code=AQBjunkjunkjunk&{state}")
+    assert result.returncode == 1
+    assert "the same login link stays valid" in result.stderr
+    assert emulator.calls("authorization_code") == 1  # Spotify refused the junk code
+    again = approve(url)  # the same link, opened again
+    assert paste(config_file, again).returncode == 0
 
 
 def test_yes_is_not_sent_to_spotify(config_file: Path, emulator: SpotifyEmulator) -> None:

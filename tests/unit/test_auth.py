@@ -16,19 +16,22 @@ import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.adapters.login import (
+    PASTE_THIS,
     PENDING_FILE,
     PENDING_MAX_AGE,
+    SAME_LINK,
     Authorization,
     begin,
     clear_pending,
     code_from_redirect,
     complete,
-    listen_for_redirect,
     load_pending,
     pkce_pair,
+    same_state,
     save_pending,
     state_digest,
 )
+from mqtt_tokend.adapters.loopback import listen_for_redirect
 from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import SESSION_FILE, TokenStore
 from mqtt_tokend.config import SpotifyConfig
@@ -143,7 +146,7 @@ def test_code_from_redirect(pasted: str, code: str) -> None:
 @pytest.mark.parametrize(
     ("pasted", "expected", "hint"),
     [
-        (f"{REDIRECT}?code=c&state=someone-else", InputError, "different login"),
+        (f"{REDIRECT}?code=c&state=someone-else", InputError, "another login attempt"),
         (f"{REDIRECT}?code=c", InputError, "cut off"),
         (f"{REDIRECT}?error=access_denied&state={STATE}", AuthRejected, "access_denied"),
         ("", InputError, "nothing was pasted"),
@@ -365,19 +368,20 @@ def test_an_old_pending_login_is_ignored_not_kept_aside(
 
 
 @pytest.mark.parametrize(
-    ("pasted", "hint"),
+    ("pasted", "hint", "then"),
     [
         (
             f"https://accounts.spotify.com/authorize?client_id=c&response_type=code&state={STATE}",
             "this is the login link itself",
+            PASTE_THIS,
         ),
-        ("https://accounts.spotify.com/authorize", "this is the login link itself"),
-        (f"{REDIRECT}?code=AQBcode&state={STATE[:5]}", "cut off"),
-        (f"{REDIRECT}?code=AQBcode&sta", "cut off"),
-        (f"{REDIRECT}?code=AQB", "cut off"),
-        ("yes", "not a login address or code"),
-        ("approved", "not a login address or code"),
-        ("ok thanks", "not a login address or code"),
+        ("https://accounts.spotify.com/authorize", "this is the login link itself", PASTE_THIS),
+        (f"{REDIRECT}?code=AQBcode&state={STATE[:5]}", "cut off", SAME_LINK),
+        (f"{REDIRECT}?code=AQBcode&sta", "cut off", SAME_LINK),
+        (f"{REDIRECT}?code=AQB", "cut off", SAME_LINK),
+        ("yes", "not a login address or code", PASTE_THIS),
+        ("approved", "not a login address or code", PASTE_THIS),
+        ("ok thanks", "not a login address or code", PASTE_THIS),
     ],
     ids=[
         "login-link",
@@ -390,13 +394,65 @@ def test_an_old_pending_login_is_ignored_not_kept_aside(
         "words",
     ],
 )
-def test_a_wrong_paste_is_named_and_says_what_to_paste(pasted: str, hint: str) -> None:
+def test_a_wrong_paste_is_named_and_says_what_to_paste(pasted: str, hint: str, then: str) -> None:
     with pytest.raises(InputError) as caught:
         code_from_redirect(pasted, expected_state=STATE)
     assert hint in str(caught.value)
-    assert "paste the whole address your browser was sent to after you approved" in str(
-        caught.value
-    )
+    assert str(caught.value).endswith(then)
+
+
+def _variants(state: str) -> list[str]:
+    """States a guesser tries: every prefix, every one-character change, longer ones."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    prefixes = [state[:n] for n in range(len(state))]
+    changed = [state[:i] + c + state[i + 1 :] for i in range(len(state)) for c in alphabet[:8]]
+    longer = [state + c for c in alphabet[:8]]
+    return [v for v in prefixes + changed + longer if v != state]
+
+
+def test_no_wrong_state_is_told_apart_from_another() -> None:
+    """The guessing attack of issue 17: a prefix of the state was refused in other words
+    than any other state. Every wrong state now gets one sentence."""
+    guesses = _variants(STATE)
+    words = set()
+    for guess in guesses:
+        with pytest.raises(InputError) as caught:
+            code_from_redirect(f"{REDIRECT}?code=AQBcode&state={guess}", expected_state=STATE)
+        words.add(str(caught.value))
+    assert len(guesses) > 150 and len(words) == 1
+
+
+def test_same_state_compares_the_whole_state() -> None:
+    assert same_state(STATE, STATE)
+    assert not any(same_state(guess, STATE) for guess in _variants(STATE))
+
+
+@pytest.mark.parametrize(
+    "state", ["", "someone-else", STATE[:-1], STATE + "x"], ids=["none", "other", "short", "long"]
+)
+def test_an_error_counts_only_with_the_offered_state(state: str) -> None:
+    pasted = f"{REDIRECT}?error=Call-555-0100-or-visit-evil.example&state={state}"
+    with pytest.raises(InputError) as caught:
+        code_from_redirect(pasted, expected_state=STATE)
+    assert "Call-555" not in str(caught.value) and "Spotify reported" not in str(caught.value)
+
+
+def test_an_unknown_error_with_the_offered_state_is_not_repeated() -> None:
+    pasted = f"{REDIRECT}?error=Call-555-0100-or-visit-evil.example&state={STATE}"
+    with pytest.raises(AuthRejected) as caught:
+        code_from_redirect(pasted, expected_state=STATE)
+    assert caught.value.error == "error" and "Call-555" not in str(caught.value)
+    assert str(caught.value).endswith(SAME_LINK)
+
+
+def test_authorization_repr_hides_the_url_and_the_webhook_id() -> None:
+    webhook = "https://ha.example/api/webhook/SECRET-WEBHOOK-ID-123"
+    config = SpotifyConfig(client_id="client-id", redirect_uri=webhook)
+    authorization = begin(_client(), config, now=NOW)
+    shown = repr(authorization)
+    for secret in (authorization.url, authorization.state, "SECRET-WEBHOOK-ID-123", "state="):
+        assert secret not in shown
+    assert str(NOW) in shown
 
 
 def test_an_already_used_redirect_is_named_not_a_new_login() -> None:

@@ -21,8 +21,25 @@ SECRET = "sEcReT-value-1234567890"
         ("refresh_token=AQCy987654321zz&x=1", "AQCy987654321zz"),
         ("GET /callback?code=AQB7abcdefgh&state=xyz", "AQB7abcdefgh"),
         ("client_secret: 0123456789abcdef", "0123456789abcdef"),
+        ("GET /callback?code=AQB7abcdefgh&state=Zx8-_q", "Zx8-_q"),
+        ("login at https://a.test/authorize?client_id=c&state=S3cr3tState&x=1", "S3cr3tState"),
+        ("STATE=abc", "abc"),
+        ("redirect https://ha.example:8123/api/webhook/wh-ID_42?code=x", "wh-ID_42"),
+        ("POST /api/webhook/wh-ID_42 HTTP/1.1", "wh-ID_42"),
     ],
-    ids=["remembered", "bearer", "json-access", "form-refresh", "code", "client-secret"],
+    ids=[
+        "remembered",
+        "bearer",
+        "json-access",
+        "form-refresh",
+        "code",
+        "client-secret",
+        "state-in-redirect",
+        "state-in-login-url",
+        "state-upper-case",
+        "webhook-id-in-url",
+        "webhook-id-in-path",
+    ],
 )
 def test_redact_removes_secrets(text: str, leak: str) -> None:
     logsafe.remember(SECRET)
@@ -36,8 +53,17 @@ def test_fernet_tokens_are_redacted() -> None:
     assert token not in logsafe.redact(f"payload {token}")
 
 
-def test_ordinary_text_is_untouched() -> None:
-    text = "refresh failed (GET /v1/me: Spotify answered 503); retrying in 4 s"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "refresh failed (GET /v1/me: Spotify answered 503); retrying in 4 s",
+        "state ok -> auth_required: the login has expired",
+        '{"state": "ok", "message": "token refreshed"}',
+        "see /api/webhook/ in the Home Assistant docs",
+    ],
+    ids=["refresh", "state-change", "health-json", "webhook-docs"],
+)
+def test_ordinary_text_is_untouched(text: str) -> None:
     assert logsafe.redact(text) == text
 
 

@@ -1,7 +1,9 @@
-"""A login pasted over MQTT: only the offered one's state, within its age limit, once."""
+"""A login pasted over MQTT: only the offered one's state, within its age limit; every refusal
+is one sentence, and only a successful login spends the offer."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,18 @@ from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.adapters.login import PENDING_MAX_AGE
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
-from mqtt_tokend.daemon.remote_login import RemoteLogin
-from mqtt_tokend.errors import InputError
+from mqtt_tokend.daemon.remote_login import (
+    EXCHANGE_BURST,
+    EXCHANGE_REFILL,
+    MAX_REDIRECT_BYTES,
+    REFUSED,
+    LoginRefused,
+    RemoteLogin,
+)
+from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakeSpotify
+
+WEBHOOK = "https://ha.example/api/webhook/SECRET-WEBHOOK-ID-123"
 
 
 @pytest.fixture
@@ -23,9 +34,8 @@ def spotify() -> FakeSpotify:
 @pytest.fixture
 def login(tmp_path: Path, spotify: FakeSpotify, clock: FakeClock) -> RemoteLogin:
     store = TokenStore(tmp_path / "state", cipher=TokenCipher([generate_key()]))
-    return RemoteLogin(
-        spotify=spotify, config=SpotifyConfig(client_id="client"), store=store, now=clock.wall
-    )
+    config = SpotifyConfig(client_id="client", redirect_uri=WEBHOOK)
+    return RemoteLogin(spotify=spotify, config=config, store=store, now=clock.wall)
 
 
 def state_of(url: str) -> str:
@@ -33,55 +43,94 @@ def state_of(url: str) -> str:
 
 
 def redirect(state: str, code: str = "the-code") -> bytes:
-    return f"http://127.0.0.1:8888/callback?code={code}&state={state}".encode()
+    return f"{WEBHOOK}?code={code}&state={state}".encode()
 
 
-def test_the_offered_state_logs_in_once(login: RemoteLogin, spotify: FakeSpotify) -> None:
+def refusal(login: RemoteLogin, payload: bytes) -> str:
+    with pytest.raises(LoginRefused) as caught:
+        login.finish(payload)
+    return str(caught.value)
+
+
+def refuse_codes(spotify: FakeSpotify) -> None:
+    """Spotify refuses every code (a junk one, or one already used)."""
+
+    def refuse(*, code: str, **_: object) -> None:
+        spotify.codes.append(code)
+        raise AuthRejected("authorization: Spotify refused the grant", error="invalid_grant")
+
+    spotify.exchange_code = refuse  # type: ignore[method-assign,assignment]
+
+
+def hostile_pastes(state: str) -> dict[str, bytes]:
+    """One of each kind of wrong paste, named."""
+    return {
+        "prefix": redirect(state[:-1]),
+        "off-by-one": redirect(state[:-1] + ("A" if state[-1] != "A" else "B")),
+        "longer": redirect(state + "x"),
+        "other": redirect("someone-else"),
+        "no-state": b"code=the-code",
+        "no-code": f"state={state}".encode(),
+        "error-right-state": f"error=access_denied&state={state}".encode(),
+        "error-stranger": b"error=Call-555-0100&state=x",
+        "bare-code": b"AQBcodeonly",
+        "login-link": f"https://accounts.spotify.com/authorize?state={state}".encode(),
+        "two-codes": redirect(state, "a") + f"&code=b&state={state}".encode(),
+        "binary": b"\xff\xfe",
+        "not-a-url": b"http://[::1?code=x&state=y",
+        "huge": b"x" * (MAX_REDIRECT_BYTES + 1),
+        "empty": b"",
+    }
+
+
+def test_the_offered_state_logs_in_and_spends_the_offer(
+    login: RemoteLogin, spotify: FakeSpotify
+) -> None:
     state = state_of(login.offer())
     login.finish(redirect(state))
     assert spotify.codes == ["the-code"]
-    with pytest.raises(InputError, match="no login is pending"):
-        login.finish(redirect(state, "second-code"))
-    assert spotify.codes == ["the-code"]
+    assert refusal(login, redirect(state, "second-code")) == REFUSED  # no login is pending
+    assert spotify.codes == ["the-code"] and login.url is None
 
 
-def test_a_refused_code_uses_the_offer_up_and_a_new_one_replaces_it(
+def test_every_refusal_is_the_same_sentence_and_leaves_the_offer_standing(
     login: RemoteLogin, spotify: FakeSpotify
 ) -> None:
-    """Spotify refusing the code still spends the offer: a flood with the right state costs
-    one Spotify call, and the next paste needs the new URL."""
-    first = login.offer()
-
-    def refuse(**_: object) -> None:
-        spotify.codes.append("refused")
-        raise InputError("Spotify refused the code")
-
-    spotify.exchange_code = refuse  # type: ignore[method-assign,assignment]
-    for _ in range(100):
-        with pytest.raises(InputError):
-            login.finish(redirect(state_of(first)))
-    assert spotify.codes == ["refused"]
-    assert login.url is not None and login.url != first
-
-
-def test_a_bare_code_is_refused_over_mqtt(login: RemoteLogin, spotify: FakeSpotify) -> None:
-    login.offer()
-    with pytest.raises(InputError, match="whole address"):
-        login.finish(b"AQBcodeonly")
-    assert spotify.codes == []
-
-
-def test_a_second_state_or_code_in_the_paste_is_refused(
-    login: RemoteLogin, spotify: FakeSpotify
-) -> None:
-    """The attack's shape: the offered URL (with its state) followed by another code."""
     url = login.offer()
-    state = state_of(url)
-    with pytest.raises(InputError):
-        login.finish(f"{url}&code=attacker&state={state}".encode())
-    with pytest.raises(InputError, match="more than one"):
-        login.finish(redirect(state, "attacker") + f"&code=x&state={state}".encode())
-    assert spotify.codes == []
+    refuse_codes(spotify)
+    pastes = hostile_pastes(state_of(url)) | {"junk-code": redirect(state_of(url), "junk")}
+    words = {name: refusal(login, paste) for name, paste in pastes.items()}
+    assert set(words.values()) == {REFUSED}, words
+    assert login.url == url  # the same link still works
+    assert spotify.codes == ["junk"]
+    spotify.exchange_code = FakeSpotify.exchange_code.__get__(spotify)  # type: ignore[method-assign]
+    login.finish(redirect(state_of(url), "the-owners-code"))
+    assert spotify.codes[-1] == "the-owners-code" and login.url is None
+
+
+def test_a_flood_of_junk_codes_with_the_right_state_costs_few_spotify_calls(
+    login: RemoteLogin, spotify: FakeSpotify, clock: FakeClock
+) -> None:
+    url = login.offer()
+    refuse_codes(spotify)
+    for i in range(10_000):
+        refusal(login, redirect(state_of(url), f"junk-{i}"))
+    assert len(spotify.codes) == EXCHANGE_BURST
+    clock.advance(EXCHANGE_REFILL)
+    spotify.exchange_code = FakeSpotify.exchange_code.__get__(spotify)  # type: ignore[method-assign]
+    login.finish(redirect(state_of(url), "the-owners-code"))  # the offer stood through it all
+    assert len(spotify.codes) == EXCHANGE_BURST + 1
+
+
+def test_an_error_with_the_offered_state_is_logged_by_its_known_name_only(
+    login: RemoteLogin, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = state_of(login.offer())
+    caplog.set_level(logging.INFO)
+    refusal(login, f"error=access_denied&state={state}".encode())
+    refusal(login, f"error=Call-555-0100&state={state}".encode())
+    assert "Spotify reported access_denied" in caplog.text
+    assert "Call-555" not in caplog.text and state not in caplog.text
 
 
 def test_an_offer_older_than_its_age_limit_is_refused_and_renewed(
@@ -89,8 +138,7 @@ def test_an_offer_older_than_its_age_limit_is_refused_and_renewed(
 ) -> None:
     first = login.offer()
     clock.advance(PENDING_MAX_AGE + 1)
-    with pytest.raises(InputError, match="too old"):
-        login.finish(redirect(state_of(first)))
+    assert refusal(login, redirect(state_of(first))) == REFUSED
     assert spotify.codes == []
     assert login.url is not None and login.url != first
     assert login.current() == login.url
@@ -104,3 +152,10 @@ def test_current_renews_a_stale_offer_and_is_none_without_one(
     assert login.current() == first
     clock.advance(PENDING_MAX_AGE + 1)
     assert login.current() not in (None, first)
+
+
+def test_repr_shows_no_url_state_or_webhook_id(login: RemoteLogin) -> None:
+    url = login.offer()
+    for shown in (repr(login), repr(login._pending)):
+        assert url not in shown and state_of(url) not in shown
+        assert "SECRET-WEBHOOK-ID-123" not in shown and "webhook" not in shown
