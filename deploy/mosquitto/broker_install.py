@@ -236,14 +236,19 @@ def stage_users(host: Host, deploy: Path, planned: Plan, scratch: Path) -> Stage
 def apply(host: Host, changes: list[Change], on_host: bool) -> dict[str, bytes | None]:
     """Writes the changed files; returns each one's previous content (None: it was new)."""
     backups: dict[str, bytes | None] = {}
-    for change in changes:
-        target = host.path(change.host_path)
-        old = target.read_bytes() if target.is_file() else None
-        if old == change.content:
-            continue
-        backups[change.host_path] = old
-        write(host, change, on_host)
-        say(f"{'updated' if old is not None else 'installed'} {change.host_path}")
+    try:
+        for change in changes:
+            target = host.path(change.host_path)
+            old = target.read_bytes() if target.is_file() else None
+            if old == change.content:
+                continue
+            write(host, change, on_host)
+            backups[change.host_path] = old
+            say(f"{'updated' if old is not None else 'installed'} {change.host_path}")
+    except OSError:
+        say("could not write the broker files: putting the previous ones back")
+        roll_back(host, backups, on_host)
+        raise
     return backups
 
 

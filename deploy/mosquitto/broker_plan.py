@@ -369,6 +369,15 @@ def plan(
 
 def instructions(error: CannotMerge, deploy: Path) -> list[str]:
     """The exact lines a human adds when the setup cannot be merged automatically."""
+    if "decides who may do what" in str(error):
+        return [
+            f"Cannot merge into this Mosquitto setup: {error}. Nothing was changed.",
+            "Create the accounts mqtt-tokend, lofi-player and Home Assistant's in that plugin",
+            "(dynamic security: mosquitto_ctrl dynsec createClient, createRole, addRoleACL,",
+            "addClientRole), give them the rights of the sections below, and deny",
+            f"{' and '.join(rights.AGENT_FILTERS)} to every other client:",
+            *("      " + line for line in shipped_sections(deploy, with_ha=True)),
+        ]
     return [
         f"Cannot merge into this Mosquitto setup: {error}. Nothing was changed.",
         "To set it up by hand, add these, then restart Mosquitto:",

@@ -124,7 +124,11 @@ def install(args: argparse.Namespace) -> int:
         if planned.main is not None:
             changes.append(Change(MAIN_CONF, planned.main.encode(), 0o644, "root:root"))
         made = [d for d in (host.path(OUR_DIR),) if not d.exists()]
-        backups = apply(host, changes, on_host)
+        try:
+            backups = apply(host, changes, on_host)
+        except OSError as error:
+            say(f"Mosquitto was left as it was: {error}")
+            return 1
         say(f"Home Assistant's account: {planned.ha}")
         for line in planned.report:
             say(f"  {line}")
