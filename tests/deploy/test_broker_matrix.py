@@ -116,6 +116,14 @@ CASES = {
         {"alice": "alice-pw", "bob": "bob-pw"},
         ha_user="homeassistant",
     ),
+    "10-anonymous-readwrite-all-two-listeners": Case(
+        "listener 1883\nlistener 1884 127.0.0.1\nallow_anonymous true\n"
+        "password_file /etc/mosquitto/passwd\nacl_file /etc/mosquitto/acl\n",
+        "topic readwrite #\n\nuser hass\ntopic read #\ntopic write homeassistant/status\n",
+        {"hass": "hass-pw"},
+        ha_user="hass",
+        anonymous=True,
+    ),
     "9-dynamic-security": Case(
         f"listener 1883\nplugin {DYNSEC}\n"
         "plugin_opt_config_file /etc/mosquitto/dynamic-security.json\n",
