@@ -460,3 +460,19 @@ def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
         finally:
             agent.stop()
     assert len(stored) == 24, "the agent ran with the default, random client id"
+
+
+def test_without_ha_user_the_installer_asks_for_it_and_leaves_mosquitto_alone(
+    staged: Staged,
+) -> None:
+    """Not on a terminal, a broker with candidate accounts for Home Assistant: the installer
+    names them, says how to run it again (--ha-user), and changes no broker file."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL)
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    before = staged.broker_files()
+    result = staged.install()
+    assert "Candidates: homeassistant, zigbee2mqtt" in result.stdout
+    assert "run this again with --ha-user NAME" in result.stdout
+    assert staged.broker_files() == before
