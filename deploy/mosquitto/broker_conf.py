@@ -100,14 +100,32 @@ class Existing:
             or self.anonymous is not None
         )
 
+    def one_listener_with_its_own_files(self) -> bool:
+        """per_listener_settings with one listener, on 1883, whose password_file, acl_file
+        and allow_anonymous all follow it: the same as global settings."""
+        keys = [d.key for d in self.directives]
+        listeners = [i for i, key in enumerate(keys) if key in {"listener", "port"}]
+        if len(listeners) != 1 or [port for port, _ in self.listeners] != [PORT]:
+            return False
+        security = [
+            i for i, k in enumerate(keys) if k in {"password_file", "acl_file", "allow_anonymous"}
+        ]
+        files = {"password_file", "acl_file"} <= set(keys)
+        return files and all(i > listeners[0] for i in security)
+
     def unreadable(self) -> str | None:
         """Why the merge cannot know who may do what here (None: it can)."""
         for d in self.directives:
             if d.key in PLUGINS:
                 kind = "dynamic security" if "dynamic_security" in d.value else "an auth plugin"
                 return f"{kind} decides who may do what ({d.key} {d.value}, in {d.source})"
-        if any(v == "true" for v in self.values("per_listener_settings")):
-            return "per_listener_settings is true: each listener has its own users and ACL"
+        per_listener = any(v == "true" for v in self.values("per_listener_settings"))
+        if per_listener and not self.one_listener_with_its_own_files():
+            return (
+                "per_listener_settings is true: each listener has its own users and ACL, "
+                f"and only a single listener on {PORT} with its own password_file and "
+                "acl_file can be merged"
+            )
         for key in ("password_file", "acl_file"):
             if len(set(self.values(key))) > 1:
                 return f"{key} is set more than once; Mosquitto accepts one"

@@ -16,10 +16,11 @@ What it does, in order (one module each, beside this file):
      is written (broker_install);
   4. installs the files (each created with its final mode), restarts (or reloads) Mosquitto,
      and if that fails removes what it added, puts the previous files back and restarts again.
-Where it cannot merge (an auth plugin, dynamic security, per_listener_settings, two password
-files, a Home Assistant account that may write the agent's topics) it writes nothing and prints
-what to do. Exit status: 0 done, 1 failed (nothing changed or rolled back), 3 cannot merge
-(lines printed, nothing changed), 4 Home Assistant's account must be named (--ha-user).
+Where it cannot merge (an auth plugin, dynamic security, per_listener_settings beyond one
+listener with its own files, two password files, a Home Assistant account that may write the
+agent's topics) it writes nothing and prints what to do. Exit status: 0 done, 1 failed
+(nothing changed or rolled back), 3 cannot merge (lines printed, nothing changed), 4 Home
+Assistant's account must be named (--ha-user).
 
   setup_broker.py --root DIR --deploy DEPLOY [--owner USER:GROUP] [--restart CMD]
                   [--lock-down] [--ha-user NAME]

@@ -110,6 +110,13 @@ CASES = {
         exit_code=3,
         anonymous=True,
     ),
+    "7b-per-listener-settings-one-listener": Case(
+        "per_listener_settings true\n" + WITH_FILES.format(anonymous="true"),
+        "topic read #\n\nuser nodered\ntopic readwrite #\n",
+        {"nodered": "red-pw"},
+        ha_user="homeassistant",
+        anonymous=True,
+    ),
     "8-password-file-without-acl": Case(
         "listener 1883\nallow_anonymous false\npassword_file /etc/mosquitto/passwd\n",
         None,
