@@ -56,11 +56,12 @@ PYTHON=${PYTHON:-python3}
 UNITS_CHANGED=0
 BROKER_RESTART=""
 LOCK_DOWN=0
+HA_USER=""
 
 usage() {
     cat <<EOF
 Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--cron]
-       [--python PATH]
+       [--python PATH] [--ha-user NAME]
        $SELF [--root DIR] --uninstall [--purge]
 
   --root DIR      install into DIR as if it were / (for packaging and tests); nothing on the
@@ -72,6 +73,9 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--c
                   clients, no packet above 16 KiB, client id = user name (for a Pi where
                   nothing else uses the broker). Default: anonymous clients on loopback keep
                   every topic except the agent's
+  --ha-user NAME  the broker account Home Assistant already logs in with: it keeps its
+                  rights and gains Home Assistant's on the agent's topics (default: ask
+                  when there are candidates; 'homeassistant' makes a new account)
   --cron          install $CRON_FILE instead of enabling the systemd timer
   --python PATH   the Python (3.11 or newer) that builds the venv (default: python3)
   --broker-restart CMD
@@ -104,6 +108,11 @@ while [[ $# -gt 0 ]]; do
         --no-venv) WITH_VENV=0; shift ;;
         --no-mosquitto) WITH_MOSQUITTO=0; shift ;;
         --lock-down-broker) LOCK_DOWN=1; shift ;;
+        --ha-user)
+            [[ $# -ge 2 ]] || die "--ha-user needs a broker user name"
+            HA_USER=$2
+            shift 2
+            ;;
         --cron) USE_CRON=1; shift ;;
         --python)
             [[ $# -ge 2 ]] || die "--python needs a path"
@@ -284,11 +293,16 @@ setup_mosquitto() {
     local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0
     [[ -z $BROKER_RESTART ]] || args+=(--restart "$BROKER_RESTART")
     [[ $LOCK_DOWN -eq 0 ]] || args+=(--lock-down)
+    [[ -z $HA_USER ]] || args+=(--ha-user "$HA_USER")
     "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}" || status=$?
     case $status in
         0) ;;
         3)
             say "Mosquitto was left unchanged: add the lines above, then run this again"
+            return 0
+            ;;
+        4)
+            say "Mosquitto was left unchanged: run this again with --ha-user NAME (above)"
             return 0
             ;;
         *) die "Mosquitto was left as it was (see above); nothing else of its setup changed" ;;

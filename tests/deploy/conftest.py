@@ -313,9 +313,9 @@ class Peer:
         self._wait(lambda: self.connack is not None, "CONNACK")
         return self.connack
 
-    def subscribe(self, *topics: str) -> list[object]:
-        """Subscribe at QoS 1 and return the SUBACK reason codes."""
-        result, mid = self.client.subscribe([(topic, 1) for topic in topics])
+    def subscribe(self, *topics: str, qos: int = 1) -> list[object]:
+        """Subscribe (QoS 1 unless told) and return the SUBACK reason codes."""
+        result, mid = self.client.subscribe([(topic, qos) for topic in topics])
         assert result == self._mqtt.MQTT_ERR_SUCCESS
         self._wait(lambda: mid in self._subacks, f"SUBACK for {topics}")
         return self._subacks[mid]

@@ -20,24 +20,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"))
-import setup_broker
+import broker_conf
 
 WAIT = 10.0
 
 
 def configuration(root: str, port: int, workdir: Path) -> str:
-    host = setup_broker.Host(root)
-    found = setup_broker.read_existing(host, ours=True)
+    host = broker_conf.Host(root)
+    found = broker_conf.read_existing(host, ours=True)
     lines: list[str] = []
     for directive in found.directives:
-        if directive.key in setup_broker.NOT_FOR_VALIDATION:
+        if directive.key in broker_conf.NOT_FOR_VALIDATION:
             continue
         if directive.key in {"listener", "port"}:
             number = directive.value.split()[0]
-            chosen = port if number == "1883" else setup_broker.free_port()
+            chosen = port if number == "1883" else broker_conf.free_port()
             lines.append(f"listener {chosen} 127.0.0.1")
             continue
-        lines.append(f"{directive.key} {setup_broker.rooted(host, directive.value)}")
+        lines.append(f"{directive.key} {broker_conf.rooted(host, directive.value)}")
     if not found.listeners:
         lines += [f"listener {port} 127.0.0.1", "allow_anonymous true"]
     lines += ["persistence false", f"log_dest file {workdir / 'mosquitto.log'}"]
@@ -78,7 +78,7 @@ def start(root: str, port: int, workdir: Path) -> int:
     conf = workdir / "mosquitto.conf"
     conf.write_text(configuration(root, port, workdir))
     process = subprocess.Popen(
-        [setup_broker.mosquitto_binary() or "mosquitto", "-c", str(conf)],
+        [broker_conf.mosquitto_binary() or "mosquitto", "-c", str(conf)],
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "stderr.log").open("ab"),
         start_new_session=True,
@@ -92,6 +92,33 @@ def start(root: str, port: int, workdir: Path) -> int:
             return 1
         time.sleep(0.02)
     return 0
+
+
+class StagedMachine:
+    """A staged machine (ROOT) and the Mosquitto that runs from its files, restarted by
+    `restart` as the installer's --broker-restart does."""
+
+    def __init__(self, root: Path, work: Path, port: int) -> None:
+        self.root, self.work, self.port = root, work, port
+
+    @property
+    def restart(self) -> str:
+        return f"{sys.executable} {Path(__file__)} start {self.root} {self.port} {self.work}"
+
+    def start(self) -> None:
+        result = subprocess.run(
+            self.restart.split(), capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr)
+
+    def stop(self) -> None:
+        stop(self.work)
+
+    def broker_files(self) -> dict[str, bytes]:
+        """Every file under ROOT/etc/mosquitto, by its path there."""
+        etc = self.root / "etc/mosquitto"
+        return {str(p.relative_to(etc)): p.read_bytes() for p in etc.rglob("*") if p.is_file()}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from mqtt_tokend.daemon.wiring import CLIENT_ID_FILE
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import MOSQUITTO, WAIT, Peer, free_port, run_installer
+from tests.deploy.staged_broker import StagedMachine
 from tests.integration.conftest import AgentProcess, login, write_agent_config
 from tests.integration.watch import wait_until
 
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.skipif(
     reason="Mosquitto (mosquitto, mosquitto_passwd) is not installed",
 )
 
-HELPER = Path(__file__).with_name("staged_broker.py")
 BASE = "lofi/spotify"
 NOT_AUTHORIZED = 0x87
 DEBIAN_MAIN = """\
@@ -55,7 +54,9 @@ acl_file /etc/mosquitto/acl
 """
 HA_ACL = """\
 user homeassistant
-topic readwrite #
+topic read #
+topic readwrite zigbee2mqtt/#
+topic write homeassistant/status
 
 user zigbee2mqtt
 topic readwrite zigbee2mqtt/#
@@ -65,13 +66,11 @@ HA_USERS = {"homeassistant": "ha-own-password", "zigbee2mqtt": "z2m-own-password
 ANONYMOUS_LOCAL = "listener 1883\nallow_anonymous true\n"
 
 
-class Staged:
+class Staged(StagedMachine):
     """A staged machine with Debian's Mosquitto layout and a running broker for it."""
 
     def __init__(self, root: Path, work: Path) -> None:
-        self.root = root
-        self.work = work
-        self.port = free_port()
+        super().__init__(root, work, free_port())
         self.peers: list[Peer] = []
         etc = root / "etc/mosquitto"
         (etc / "conf.d").mkdir(parents=True)
@@ -80,22 +79,10 @@ class Staged:
         (root / "var/lib/mosquitto").mkdir(parents=True)
         (root / "var/log/mosquitto").mkdir(parents=True)
 
-    @property
-    def restart(self) -> str:
-        return f"{sys.executable} {HELPER} start {self.root} {self.port} {self.work}"
-
-    def start(self) -> None:
-        result = subprocess.run(
-            self.restart.split(), capture_output=True, text=True, timeout=60, check=False
-        )
-        assert result.returncode == 0, result.stderr
-
     def stop(self) -> None:
         for peer in self.peers:
             peer.close()
-        subprocess.run(
-            [sys.executable, str(HELPER), "stop", str(self.work)], check=True, timeout=60
-        )
+        super().stop()
 
     def client(
         self, username: str | None, password: str | None = None, client_id: str | None = None
@@ -126,10 +113,6 @@ class Staged:
     def credentials(self) -> dict[str, str]:
         text = (self.root / "etc/mosquitto/mqtt-tokend/credentials").read_text()
         return dict(line.split(":", 1) for line in text.splitlines())
-
-    def broker_files(self) -> dict[str, bytes]:
-        etc = self.root / "etc/mosquitto"
-        return {str(p.relative_to(etc)): p.read_bytes() for p in etc.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
@@ -275,13 +258,15 @@ def test_home_assistant_broker_keeps_its_users_acl_and_listener(staged: Staged) 
     ha.subscribe("zigbee2mqtt/#")
     exchange(z2m, ha, "zigbee2mqtt/bridge/state", b"online")
 
-    result = staged.install()
+    result = staged.install("--ha-user", "homeassistant")
     assert "broker check passed" in result.stdout
+    assert "  homeassistant (Home Assistant): may no longer read token, token/app" in result.stdout
+    assert "  zigbee2mqtt: may no longer read" in result.stdout
     conf = (etc / "conf.d/mqtt-tokend.conf").read_text()
     assert "listener" not in conf and "password_file" not in conf and "acl_file" not in conf
     assert (etc / "conf.d/local.conf").read_text() == HA_LOCAL
     acl = (etc / "acl").read_text()
-    assert acl.startswith(HA_ACL) and "user mqtt-tokend" in acl
+    assert HA_ACL in acl and "user mqtt-tokend" in acl
     assert not (etc / "mqtt-tokend/passwd").exists()
     assert "homeassistant" not in staged.credentials(), "Home Assistant keeps its own password"
 
@@ -299,7 +284,7 @@ def test_home_assistant_broker_keeps_its_users_acl_and_listener(staged: Staged) 
     exchange(ha, spy, "zigbee2mqtt/sentinel", b"after")
     assert spy.payloads(f"{BASE}/token") == [], "zigbee2mqtt never gets the agent's token"
 
-    again = staged.install()
+    again = staged.install()  # the account an earlier run was given is remembered
     assert "updated" not in again.stdout and "installed /etc/mosquitto" not in again.stdout
     assert (etc / "acl").read_text() == acl, "a second run adds no second block"
 
@@ -353,13 +338,21 @@ def test_a_broker_that_does_not_restart_gets_its_old_files_back(staged: Staged) 
     before = staged.broker_files()
     failing = f"test ! -e {etc}/conf.d/mqtt-tokend.conf && {staged.restart}"
     result = run_installer(
-        staged.snapshot, staged.root, "--no-venv", "--broker-restart", failing, check=False
+        staged.snapshot,
+        staged.root,
+        "--no-venv",
+        "--ha-user",
+        "homeassistant",
+        "--broker-restart",
+        failing,
+        check=False,
     )
     assert result.returncode != 0
     assert "putting the previous files back" in result.stdout
     assert "mosquitto: restarted with the previous files" in result.stdout
-    after = {k: v for k, v in staged.broker_files().items() if not k.startswith("mqtt-tokend/")}
-    assert after == before
+    # Everything it added goes too: credentials, the record of added users, its directory.
+    assert staged.broker_files() == before
+    assert not (etc / "mqtt-tokend").exists()
     staged.connected("zigbee2mqtt", HA_USERS["zigbee2mqtt"])
     staged.connected("homeassistant", HA_USERS["homeassistant"])
 
@@ -399,7 +392,7 @@ def test_a_merged_config_that_does_not_run_is_never_installed(staged: Staged) ->
     (etc / "acl").write_text(HA_ACL)
     add_users(staged, HA_USERS)
     before = staged.broker_files()
-    result = staged.install(check=False)
+    result = staged.install("--ha-user", "homeassistant", check=False)
     assert result.returncode != 0
     assert "does not work; nothing was changed" in result.stdout
     assert "Duplicate password_file" in result.stdout
@@ -467,3 +460,19 @@ def test_a_stranger_with_the_agents_old_client_id_does_not_take_its_session(
         finally:
             agent.stop()
     assert len(stored) == 24, "the agent ran with the default, random client id"
+
+
+def test_without_ha_user_the_installer_asks_for_it_and_leaves_mosquitto_alone(
+    staged: Staged,
+) -> None:
+    """Not on a terminal, a broker with candidate accounts for Home Assistant: the installer
+    names them, says how to run it again (--ha-user), and changes no broker file."""
+    etc = staged.root / "etc/mosquitto"
+    (etc / "conf.d/local.conf").write_text(HA_LOCAL)
+    (etc / "acl").write_text(HA_ACL)
+    add_users(staged, HA_USERS)
+    before = staged.broker_files()
+    result = staged.install()
+    assert "Candidates: homeassistant, zigbee2mqtt" in result.stdout
+    assert "run this again with --ha-user NAME" in result.stdout
+    assert staged.broker_files() == before

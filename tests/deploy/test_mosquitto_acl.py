@@ -76,7 +76,9 @@ READS = {
     f"{BASE}/alert": {"lofi-player": False, "homeassistant": True},
     f"{BASE}/login": {"lofi-player": False, "homeassistant": True},
     f"{BASE}/response/refresh": {"lofi-player": True, "homeassistant": True},
-    f"{BASE}/response/auth": {"lofi-player": True, "homeassistant": True},
+    f"{BASE}/response/auth": {"lofi-player": False, "homeassistant": True},
+    f"{BASE}/response/auth/mine": {"lofi-player": False, "homeassistant": True},
+    f"{BASE}/response/check": {"lofi-player": True, "homeassistant": True},
     "homeassistant/sensor/lofi_spotify/state/config": {"lofi-player": False, "homeassistant": True},
 }
 READ_CASES = [
