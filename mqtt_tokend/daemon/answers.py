@@ -83,7 +83,7 @@ class RequestHandler:
         if message.retain or verb is None:
             return  # a retained command is stale by definition
         asked = message.response_topic or None  # an empty Response Topic is none
-        refused = asked is not None and not self._replies_to(asked)
+        refused = asked is not None and not self._replies_to(asked, verb)
         reply = Reply(
             topic=asked if asked is not None and not refused else topics.response(verb),
             correlation_data=message.correlation_data,
@@ -114,9 +114,13 @@ class RequestHandler:
             health = self._session.health_payload()
             self._out.respond(reply, ok=True, data=health, transaction=transaction)
 
-    def _replies_to(self, topic: str) -> bool:
-        """A Response Topic the agent may publish to: one topic under `<base>/response/`."""
+    def _replies_to(self, topic: str, verb: str) -> bool:
+        """A Response Topic the agent may publish to: one topic under `<base>/response/`; for a
+        pasted login, under `<base>/response/auth` only, which the ACL lets no player read."""
         prefix = self._out.topics.response("")
+        own = self._out.topics.response("auth")
+        if verb == "auth" and topic != own and not topic.startswith(own + "/"):
+            return False
         return (
             topic.startswith(prefix)
             and len(prefix) < len(topic) <= MAX_RESPONSE_TOPIC

@@ -141,6 +141,25 @@ def test_a_response_topic_under_response_is_honoured() -> None:
     assert publisher.last(inbox).json()["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("topic", "honoured"),
+    [
+        ("test/answers/response/auth", True),
+        ("test/answers/response/auth/ha-1", True),
+        ("test/answers/response/refresh", False),  # the player reads it
+        ("test/answers/response/authx", False),
+        ("test/answers/response/status/auth", False),
+    ],
+)
+def test_a_pasted_logins_reply_goes_only_under_response_auth(topic: str, honoured: bool) -> None:
+    """The ACL lets only the agent and Home Assistant read `<base>/response/auth`: a Response
+    Topic elsewhere under response/ would hand the reply to a login to the player."""
+    answers, session, publisher = handler()
+    answers.handle(request("auth", b"?code=c&state=s", response_topic=topic))
+    assert {p.topic for p in publisher.messages} == {topic if honoured else TOPICS.response("auth")}
+    assert session.failures == (1 if honoured else 0)
+
+
 def test_refused_response_topics_are_logged_once_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
