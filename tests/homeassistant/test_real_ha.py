@@ -38,9 +38,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from mqtt_tokend.contract import homeassistant as ha
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
+from mqtt_tokend.contract.wording import LOGIN_ENDED, auth_instructions
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.integration.conftest import AgentProcess, approve, login, write_agent_config
+from tests.integration.conftest import AgentProcess, approve, cli, login, write_agent_config
 from tests.integration.watch import Seen, Watcher, wait_until
 
 HA_VENV_ENV = "MQTT_TOKEND_HA_VENV"
@@ -459,7 +460,11 @@ def test_one_tap_login_through_home_assistants_webhook(
         agent = AgentProcess(config).start()
         try:
             seen.wait_for(TOPICS.health, state_is("ok"), timeout=STEP_TIMEOUT)
+            # Home Assistant has built the device (the alert entity too) before the login ends.
+            States(seen).wait(IDS["token_state"], OK)
+            States(seen).wait(IDS["alert"], "unknown")  # no event yet
             url = ends_login(broker, emulator, seen)
+            _one_notification_in_plain_words(broker, seen, config, config_dir)
 
             # The owner taps the link Home Assistant shows, so it has the login on offer.
             States(seen).wait_attribute(IDS["login"], "auth_url", url)
@@ -496,6 +501,32 @@ def test_one_tap_login_through_home_assistants_webhook(
             agent.stop()
     _check_log(home)
     print(f"one-tap login: {elapsed:.2f} s from opening the link to health ok")
+
+
+def _one_notification_in_plain_words(
+    broker: PrivateMosquitto, seen: Watcher, config: Path, config_dir: Path
+) -> None:
+    """Home Assistant shows what happened and the one line to do, and the owner's phone hears
+    of it once: `health-check` leaves the alert to the live agent."""
+    states, line = States(seen), auth_instructions(str(config))
+    states.wait_attribute(IDS["token_state"], "message", LOGIN_ENDED)
+    states.wait_attribute(IDS["token_state"], "instructions", line)
+    notifications = config_dir / NOTIFICATIONS
+
+    def notified(text: str) -> bool:
+        return notifications.is_file() and text in notifications.read_text()
+
+    wait_until(lambda: notified(f"What to do: {line}"), timeout=STEP_TIMEOUT, what="notify")
+    monitor = cli(config, "health-check")
+    assert monitor.returncode == 2, monitor.stdout + monitor.stderr
+    # A last alert after the monitor's run: the queued automation notifies in order.
+    barrier = {"event": "something_new", "message": f"barrier {uuid.uuid4()}", "at": time.time()}
+    agent = Agent(broker)
+    agent.answer_births = False
+    agent.publish(TOPICS.alert, json.dumps(barrier), retain=False)
+    agent.close()
+    wait_until(lambda: notified(barrier["message"]), timeout=STEP_TIMEOUT, what="the barrier")
+    assert notifications.read_text().count(LOGIN_ENDED) == 1, notifications.read_text()
 
 
 def _check_states_commands_and_alerts(
