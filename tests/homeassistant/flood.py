@@ -151,6 +151,7 @@ def flood_then_tap(
     ok_timeout: float = 60.0,
 ) -> Outcome:
     """The scenario: `strangers` GETs, then `racing` more with the owner's tap amid them."""
+    from tests.homeassistant import test_one_tap as one_tap
     from tests.homeassistant import test_real_ha as real
 
     http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
@@ -171,7 +172,7 @@ def flood_then_tap(
             webhook_automation=automation,
         )
         with real.HomeAssistant(hass, config_dir) as home:
-            config = real.agent_config(
+            config = one_tap.agent_config(
                 work / "agent",
                 broker=broker,
                 emulator=emulator,
@@ -182,8 +183,8 @@ def flood_then_tap(
             home.wait_started(seen)
             agent = AgentProcess(config).start()
             try:
-                seen.wait_for(real.TOPICS.health, real.state_is("ok"), timeout=real.STEP_TIMEOUT)
-                url = real.ends_login(broker, emulator, seen)
+                seen.wait_for(real.TOPICS.health, one_tap.state_is("ok"), timeout=real.STEP_TIMEOUT)
+                url = one_tap.ends_login(broker, emulator, seen)
                 # The owner taps the link Home Assistant shows: it has it by then.
                 real.States(seen).wait_attribute(real.IDS["login"], "auth_url", url)
                 tap = approve(url)  # where Spotify sends the phone after approval
@@ -196,7 +197,7 @@ def flood_then_tap(
                 tapped, raced = asyncio.run(tap_amid(http_port, tap_target, racing_targets))
                 try:
                     ok = seen.wait_for(
-                        real.TOPICS.health, real.state_is("ok"), after=tapped, timeout=ok_timeout
+                        real.TOPICS.health, one_tap.state_is("ok"), after=tapped, timeout=ok_timeout
                     )
                     tap_to_ok: float | None = ok.at - tapped
                 except AssertionError:
