@@ -218,27 +218,36 @@ def flood_then_tap(
 
 
 def main() -> None:
-    """Print the figures of one flood (see the module docstring)."""
+    """Print the figures of `--runs` floods (see the module docstring)."""
     import os
+    import statistics
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--automation", type=Path, default=DEFAULT_AUTOMATION)
     parser.add_argument("--strangers", type=int, default=5000)
     parser.add_argument("--racing", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--hass", type=Path, help="default: $MQTT_TOKEND_HA_VENV/bin/hass")
     args = parser.parse_args()
     hass = args.hass or Path(os.environ.get("MQTT_TOKEND_HA_VENV", "")) / "bin" / "hass"
-    automation = Path(args.automation)
-    text = automation.read_text()  # a file, or a pipe from `git show` read once
-    with tempfile.TemporaryDirectory() as work:
-        copy = Path(work) / "automation-login-webhook.yaml"
-        copy.write_text(text)
-        outcome = flood_then_tap(
-            Path(work), hass=hass, automation=copy, strangers=args.strangers, racing=args.racing
-        )
+    text = Path(args.automation).read_text()  # a file, or a pipe from `git show` read once
     print(f"automation: {args.automation}")
-    print("\n".join(outcome.lines()))
+    times = []
+    for run in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory() as work:
+            copy = Path(work) / "automation-login-webhook.yaml"
+            copy.write_text(text)
+            outcome = flood_then_tap(
+                Path(work), hass=hass, automation=copy, strangers=args.strangers, racing=args.racing
+            )
+        print(f"run {run}:", "\n  ".join(["", *outcome.lines()]))
+        if outcome.tap_to_ok is not None:
+            times.append(outcome.tap_to_ok)
+    summary = f"taps that logged in: {len(times)} of {args.runs}"
+    if times:
+        summary += f"; tap to ok median {statistics.median(times):.2f} s, max {max(times):.2f} s"
+    print(summary)
 
 
 if __name__ == "__main__":
