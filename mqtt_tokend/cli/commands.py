@@ -18,7 +18,7 @@ from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
-from mqtt_tokend.contract.wording import span, user_name
+from mqtt_tokend.contract.wording import reauth_row, span, user_name
 from mqtt_tokend.errors import BrokerError, InputError, StoreError
 
 
@@ -182,7 +182,7 @@ def format_status(health: dict[str, Any], *, online: bool | None, now: float) ->
         ("next refresh", _when(health.get("next_refresh"), now)),
         ("failures", str(health.get("consecutive_failures", 0))),
         ("checked", _when(health.get("checked_at"), now)),
-        ("log in again by", _when(health.get("reauth_by"), now)),
+        ("log in again by", reauth_row(health, _when(health.get("reauth_by"), now))),
     ]
     player = health.get("player")
     if isinstance(player, dict):

@@ -3,9 +3,10 @@
 Run by a timer or cron, independent of the agent. It reads the retained availability and
 health from the broker (the agent's status file when the broker cannot be reached or holds
 nothing), judges them, appends a line to ``token_health.log``, and on a problem writes the
-notice, publishes an alert on ``<base>/alert`` and sends an optional e-mail. A small record,
-``health_check_state.json``, keeps it from alerting the same problem more than once a day,
-and lets it announce the recovery (and remove its own notice) once the problem is gone.
+notice, publishes an alert on ``<base>/alert`` (unless the live agent already did: one problem,
+one notification) and sends an optional e-mail. A small record, ``health_check_state.json``,
+keeps it from alerting the same problem more than once a day, and lets it announce the
+recovery (and remove its own notice) once the problem is gone.
 
 The judging (`assess`) and the deduplication (`decide`) are pure: core/monitor_rules.py.
 """
@@ -220,12 +221,14 @@ def health_check(
     except OSError:
         notice_present = False
     plan = decide(verdict, _load_memory(state_dir), now=now, notice_present=notice_present)
-    alerted = f" [alerted: {plan.alert.event}]" if plan.alert else ""
+    alerted = ""
+    if plan.alert is not None:
+        alerted = f" [{'alerted' if plan.publish else 'left to the agent'}: {plan.alert.event}]"
     _apply_files(state_dir, plan, f"{_stamp(now)} {verdict.line()}{alerted}")
     if stuck_but_online(observation, now=now, check_interval=config.agent.check_interval):
         offline(config, timeout=timeout)
     if plan.alert is not None:
-        if observation.broker_reachable:
+        if observation.broker_reachable and plan.publish:
             publish(config, plan.alert, timeout=timeout)
         mail(config.alerts, plan.alert, code=verdict.code)
     print(verdict.line(), file=out)

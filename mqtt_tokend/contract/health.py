@@ -30,38 +30,6 @@ class ExitCode(IntEnum):
     UNKNOWN = 3
 
 
-INSTALLED_CONFIG = "/etc/mqtt-tokend/config.toml"
-
-
-def auth_command(config_path: str | None) -> str:
-    """The login command for this config. An installed Pi (a config in /etc/mqtt-tokend) has
-    /usr/local/bin/mqtt-tokend, which runs it as the agent's user with the installed config."""
-    if config_path == INSTALLED_CONFIG:
-        return "sudo mqtt-tokend auth"
-    config = f" --config {config_path}" if config_path else ""
-    sudo = "sudo " if config_path and config_path.startswith("/etc/mqtt-tokend/") else ""
-    return f"{sudo}mqtt-tokend{config} auth"
-
-
-def auth_instructions(config_path: str | None) -> str:
-    """What a person runs to log in again."""
-    return (
-        "Spotify needs you to log in again. On the Pi run: "
-        f"{auth_command(config_path)}  (open the printed URL on any device, approve, and paste "
-        "the address you are sent to back into the terminal). The agent picks up the new "
-        "login by itself."
-    )
-
-
-def broker_instructions(config_path: str | None) -> str:
-    """What a person does about a broker that cannot be reached."""
-    where = config_path or "the configuration"
-    return (
-        "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
-        f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}"
-    )
-
-
 @dataclass(frozen=True)
 class Health:
     """One health record; it never holds a secret."""

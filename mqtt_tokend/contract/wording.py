@@ -1,4 +1,8 @@
-"""How the product words things for people: durations, one-line reasons, who is logged in."""
+"""The words a person reads: what happened and what to do, said once for every place.
+
+Health (and so Home Assistant), the notice file, the alerts, `status` and `health-check` all
+take their words from here, so a fix is said the same way everywhere. Also durations,
+one-line reasons and who is logged in."""
 
 from __future__ import annotations
 
@@ -27,3 +31,95 @@ def user_name(profile: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+SERVICE = "lofi-pi-token-manager"
+INSTALLED_CONFIG = "/etc/mqtt-tokend/config.toml"
+
+# ---- what happened ----------------------------------------------------------------------
+
+LOGIN_ENDED = "Spotify ended this login: it was revoked, or six months have passed"
+
+
+def login_ends_in(days: float) -> str:
+    """A `reauth_soon` reminder: Spotify ends the login in `days`."""
+    return f"Spotify ends this login in {days:.1f} days; log in again before then"
+
+
+# ---- what to do (one line each) -----------------------------------------------------------
+
+
+def auth_command(config_path: str | None) -> str:
+    """The login command for this config. An installed Pi (a config in /etc/mqtt-tokend) has
+    /usr/local/bin/mqtt-tokend, which runs it as the agent's user with the installed config."""
+    if config_path == INSTALLED_CONFIG:
+        return "sudo mqtt-tokend auth"
+    config = f" --config {config_path}" if config_path else ""
+    sudo = "sudo " if config_path and config_path.startswith("/etc/mqtt-tokend/") else ""
+    return f"{sudo}mqtt-tokend{config} auth"
+
+
+def auth_instructions(config_path: str | None) -> str:
+    """What a person does to log in again: the one line every place shows."""
+    return (
+        f"Log in again. On the Pi run: {auth_command(config_path)}  and open the link it "
+        "prints on any device, or tap the login link Home Assistant shows."
+    )
+
+
+def broker_instructions(config_path: str | None) -> str:
+    """What a person does about a broker that cannot be reached."""
+    where = config_path or "the configuration"
+    return (
+        "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
+        f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}"
+    )
+
+
+CLIENT_FIX = "Fix spotify.client_id / spotify.client_secret in the config, then restart the agent."
+
+
+def client_fix(config_path: str | None) -> str:
+    """What a person does when Spotify refuses the client id or secret."""
+    where = config_path or "the config file"
+    return (
+        f"Spotify refused the client: fix spotify.client_id and spotify.client_secret in {where} "
+        f"(as shown in your app on developer.spotify.com), then: sudo systemctl restart {SERVICE}"
+    )
+
+
+RESTART_INSTRUCTIONS = (
+    f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
+    f"journalctl -u {SERVICE} -n 50"
+)
+
+
+def refresh_instructions(config_path: str | None) -> str:
+    """What a person does when the agent cannot refresh and says nothing more."""
+    config = f" --config {config_path}" if config_path else ""
+    return (
+        f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
+        f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
+    )
+
+
+# ---- `status` -----------------------------------------------------------------------------
+
+
+def reauth_row(health: Mapping[str, Any], when: str) -> str:
+    """The `log in again by` row of `status`: the deadline only while the login still works
+    (a login on offer or `auth_required` means Spotify has already ended it)."""
+    if health.get("state") == "auth_required" or health.get("login_pending"):
+        return "now (see TO DO below)"
+    return when
+
+
+# The one answer to every refused paste (on `response/auth` and in the `auth_failed` alert).
+REFUSED = (
+    "the pasted login was not accepted; the same login link stays valid: open it, approve, "
+    "and paste the whole address your browser ends on"
+)
+REFUSED_FIX = (
+    "Open the same login link again (the login card in Home Assistant), approve, and paste "
+    "the whole address your browser ends on into Login redirect URL."
+)

@@ -3,33 +3,33 @@
 `assess` turns an observation (the retained health and availability, or the status file) into
 a verdict; `decide` turns a verdict and what was alerted before into a plan: alert a problem
 once, again after a day or when it changes, and announce its recovery. Both take `now`.
+
+One problem, one notification: a live agent (online, checking on time) whose health carries
+`instructions` has told a person itself (its alert on `<base>/alert`, its notice file), so the
+monitor does not publish that again, nor the recovery the agent announces too; it only
+e-mails. The monitor alerts where the agent cannot: dead, stuck, silent, or no broker.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.health import (
-    ExitCode,
-    State,
+from mqtt_tokend.contract.health import ExitCode, State, judge
+from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.wording import (
+    RESTART_INSTRUCTIONS,
     auth_instructions,
     broker_instructions,
-    judge,
+    one_line,
+    refresh_instructions,
+    span,
 )
-from mqtt_tokend.contract.notices import Alert
-from mqtt_tokend.contract.wording import one_line, span
 
 REALERT_SECONDS = 86400.0  # the same problem is alerted again at most once a day
 STALE_CHECKS = 2  # a health record older than this many check intervals means a stuck agent
-SERVICE = "lofi-pi-token-manager"
-
-RESTART_INSTRUCTIONS = (
-    f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
-    f"journalctl -u {SERVICE} -n 50"
-)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Verdict:
     reason: str
     event: str | None = None  # the alert event of a CRITICAL verdict
     instructions: str | None = None
+    agent_told: bool = False  # the live agent alerted this problem itself
 
     def line(self) -> str:
         """The one line printed for the timer's journal or cron's mail."""
@@ -63,6 +64,7 @@ class Memory:
     event: str | None = None
     alerted_at: float | None = None
     notice_sha256: str | None = None  # the notice it wrote, to remove only its own
+    agent_told: bool = False  # the agent alerted `event` on <base>/alert, not the monitor
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in the state directory."""
@@ -70,6 +72,7 @@ class Memory:
             "event": self.event,
             "alerted_at": self.alerted_at,
             "notice_sha256": self.notice_sha256,
+            "agent_told": self.agent_told,
         }
 
     @classmethod
@@ -79,7 +82,8 @@ class Memory:
         event, at, digest = data.get("event"), data.get("alerted_at"), data.get("notice_sha256")
         if not isinstance(event, str) or not isinstance(at, int | float):
             return cls()
-        return cls(event, float(at), digest if isinstance(digest, str) else None)
+        told = data.get("agent_told") is True
+        return cls(event, float(at), digest if isinstance(digest, str) else None, told)
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ class Plan:
     """What one run does besides printing: alert, write or remove the notice, remember."""
 
     memory: Memory
-    alert: Alert | None = None  # published on <base>/alert and e-mailed
+    alert: Alert | None = None  # e-mailed, and published on <base>/alert when `publish`
+    publish: bool = True  # False: the agent says it on <base>/alert itself
     notice: Alert | None = None  # written to the notice file
     clear_notice: str | None = None  # remove the notice if its SHA-256 is still this
 
@@ -103,12 +108,7 @@ def assess(
     """Judge what was observed: a dead or stuck agent first, then the health record itself."""
     verdict = _assess(observation, now=now, check_interval=check_interval, config_path=config_path)
     if observation.note:
-        return Verdict(
-            verdict.code,
-            f"{verdict.reason} ({observation.note})",
-            verdict.event,
-            verdict.instructions,
-        )
+        return replace(verdict, reason=f"{verdict.reason} ({observation.note})")
     return verdict
 
 
@@ -158,12 +158,12 @@ def _assess(
     else:
         event = notices.TOKEN_EXPIRED
     if instructions is None:
-        config = f" --config {config_path}" if config_path else ""
-        instructions = (
-            f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
-            f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
-        )
-    return Verdict(code, one_line(why), event, instructions)
+        instructions = refresh_instructions(config_path)
+    # Instructions in a fresh record of a live agent mean it raised the problem (its alert,
+    # its notice) itself: the agent publishes them only while it tells a person to act.
+    live = online is True and observation.note is None and isinstance(checked_at, int | float)
+    told = live and isinstance(given, str) and bool(given)
+    return Verdict(code, one_line(why), event, instructions, agent_told=told)
 
 
 def _stale(health: dict[str, Any] | None, now: float, check_interval: float) -> bool:
@@ -186,6 +186,11 @@ def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool
         elapsed = None if memory.alerted_at is None else now - memory.alerted_at
         # A negative elapsed time is a clock that jumped back (no RTC): alert rather than wait.
         fresh = elapsed is not None and 0 <= elapsed < REALERT_SECONDS
+        if verdict.agent_told:  # only the e-mail is the monitor's to send
+            if memory.event != verdict.event or not fresh or not memory.agent_told:
+                told = Memory(verdict.event, now, None, agent_told=True)
+                return Plan(told, alert=alert, publish=False, clear_notice=memory.notice_sha256)
+            return Plan(memory)
         if memory.event != verdict.event or not fresh:
             return Plan(Memory(verdict.event, now, text_sha), alert=alert, notice=alert)
         if not notice_present:  # someone removed it while the problem lasts
@@ -193,5 +198,10 @@ def decide(verdict: Verdict, memory: Memory, *, now: float, notice_present: bool
         return Plan(memory)
     if verdict.code == ExitCode.OK and memory.event is not None:
         alert = Alert(notices.RECOVERED, f"recovered from {memory.event}: {verdict.reason}", now)
-        return Plan(Memory(), alert=alert, clear_notice=memory.notice_sha256)
+        return Plan(
+            Memory(),
+            alert=alert,
+            clear_notice=memory.notice_sha256,
+            publish=not memory.agent_told,  # the agent announces its own recovery
+        )
     return Plan(memory)  # WARNING and UNKNOWN: nothing new to say yet

@@ -4,7 +4,7 @@ Every request is hostile until proven otherwise. An answer goes only under
 `<base>/response/`: a request whose MQTT 5 Response Topic points anywhere else is refused,
 with the error on `<base>/response/<verb>`, and the refusals are logged at most once a
 minute. `check` costs Spotify at most one check per CHECK_MIN_INTERVAL seconds, whatever
-the burst. A refused paste gets REFUSED, the same bytes whatever was wrong; refusals are
+the burst. A refused paste gets wording.REFUSED, the same bytes whatever was wrong; refusals are
 logged, and told to the alert topic, at most once per FAILED_LOGIN_REPORT_INTERVAL seconds,
 and never rewrite the health record.
 """
@@ -20,12 +20,11 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Reply
 from mqtt_tokend.contract.topics import REQUEST_VERBS
 from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, RequestError, parse_request
-from mqtt_tokend.contract.wording import user_name
+from mqtt_tokend.contract.wording import REFUSED, user_name
 from mqtt_tokend.core.gate import SingleFlight, Throttle
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.refusal import not_refreshed
-from mqtt_tokend.daemon.remote_login import REFUSED
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)

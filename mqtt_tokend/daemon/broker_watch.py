@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from mqtt_tokend.contract.health import broker_instructions
+from mqtt_tokend.contract.wording import broker_instructions
 
 _LOG = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import State, retry_after_until
 from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, rejected_sha256, token_sha256
+from mqtt_tokend.contract.wording import CLIENT_FIX, LOGIN_ENDED
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.core.statemachine import Event, Facts, transition
 from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
@@ -25,7 +26,6 @@ from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.checks import SessionChecks
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.notify import CLIENT_FIX
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.daemon.snapshot import Happening, Retained, ServedToken, Snapshot, StepLog
 from mqtt_tokend.daemon.token_files import TokenFiles
@@ -312,7 +312,8 @@ class SessionKeeper(SessionChecks):
                 return self._refresh("backup refresh token")
         self._refresh_due = None
         self._login_rejected = True
-        self._apply(Event.GRANT_REJECTED, f"Spotify refused the refresh token: {err}")
+        _LOG.warning("Spotify refused the refresh token: %s", err)
+        self._apply(Event.GRANT_REJECTED, LOGIN_ENDED)
         self._step.changed.add(Retained.HEALTH)
         return False
 

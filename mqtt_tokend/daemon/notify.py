@@ -9,25 +9,13 @@ from pathlib import Path
 from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.contract import notices
 from mqtt_tokend.contract.notices import Alert
+from mqtt_tokend.contract.wording import CLIENT_FIX, REFUSED, REFUSED_FIX, login_ends_in
 from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.daemon.broadcast import Broadcaster
-from mqtt_tokend.daemon.remote_login import REFUSED, REFUSED_FIX, RemoteLogin
+from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.snapshot import Snapshot
 
 _LOG = logging.getLogger(__name__)
-
-CLIENT_FIX = "Fix spotify.client_id / spotify.client_secret in the config, then restart the agent."
-
-
-def client_fix(config_path: str | None) -> str:
-    """What a person does when Spotify refuses the client id or secret."""
-    where = config_path or "the config file"
-    return (
-        f"Spotify refused the client: fix spotify.client_id and spotify.client_secret in {where} "
-        "(as shown in your app on developer.spotify.com), then: sudo systemctl restart "
-        "lofi-pi-token-manager"
-    )
-
 
 RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
 
@@ -84,8 +72,7 @@ class Notifier:
     def remind(self, now: float, reauth_by: float) -> None:
         """A `reauth_soon` alert: the keeper found a threshold before `reauth_by` crossed."""
         days = max(0.0, (reauth_by - now) / 86400)
-        message = f"Spotify ends this login in {days:.1f} days; log in again before then"
-        self._out.alert(Alert(notices.REAUTH_SOON, message, now, self.instructions))
+        self._out.alert(Alert(notices.REAUTH_SOON, login_ends_in(days), now, self.instructions))
 
     def login_failed(self, now: float) -> None:
         """A pasted login was refused: say so where Home Assistant shows it, in words no

@@ -4,7 +4,7 @@ A pasted redirect is accepted only with the state of the login the agent itself 
 within PENDING_MAX_AGE. The offer is spent only by a successful login: a wrong state, a junk
 code, an `error=` or a code Spotify refuses all leave it standing, so the owner's real
 redirect still works after any number of hostile pastes. Every refusal is one sentence
-(REFUSED), whatever was wrong, so a reply tells nothing about the state. Spotify is asked to
+(wording.REFUSED), whatever was wrong, so a reply tells nothing about the state. Spotify is asked to
 exchange at most EXCHANGE_BURST codes at once per offer, then one per EXCHANGE_REFILL seconds;
 a paste beyond that is refused without a call.
 
@@ -23,6 +23,7 @@ from mqtt_tokend.adapters import login as auth
 from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
+from mqtt_tokend.contract.wording import REFUSED
 from mqtt_tokend.core.gate import TokenBucket
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.errors import AuthRejected, InputError, TokendError
@@ -32,16 +33,6 @@ _LOG = logging.getLogger(__name__)
 MAX_REDIRECT_BYTES = 4096
 EXCHANGE_BURST = 3  # codes with the offered state that Spotify is asked about at once
 EXCHANGE_REFILL = 10.0  # seconds for each further one
-
-# The one answer to every refused paste (on `response/auth` and in the `auth_failed` alert).
-REFUSED = (
-    "the pasted login was not accepted; the same login link stays valid: open it, approve, "
-    "and paste the whole address your browser ends on"
-)
-REFUSED_FIX = (
-    "Open the same login link again (the login card in Home Assistant), approve, and paste "
-    "the whole address your browser ends on into Login redirect URL."
-)
 
 
 class LoginRefused(InputError):

@@ -21,10 +21,10 @@ from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract import homeassistant
-from mqtt_tokend.contract.health import auth_instructions
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE, Topics
 from mqtt_tokend.contract.wire import MAX_REQUEST_BYTES
+from mqtt_tokend.contract.wording import auth_instructions, client_fix
 from mqtt_tokend.core.timing import Clock, SystemClock
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
@@ -33,7 +33,7 @@ from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Connected, Disconnected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.loop import Agent
-from mqtt_tokend.daemon.notify import Notifier, client_fix
+from mqtt_tokend.daemon.notify import Notifier
 from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks

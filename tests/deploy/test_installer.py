@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.contract.health import auth_command
+from mqtt_tokend.contract.wording import auth_command
 from tests.deploy.conftest import DEPLOY, INSTALLER_TIMEOUT, run_installer
 
 NEXT_STEP = "sudo mqtt-tokend auth"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.contract.health import auth_instructions
+from mqtt_tokend.contract.wording import auth_instructions
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 

@@ -9,20 +9,19 @@ Assistant's birth message with the discovery messages, then publishes health rec
 login URLs and alerts. `mqtt_statestream` mirrors every entity state back onto the broker,
 which is how the test sees what Home Assistant made of them. The shipped automations
 (alerts, one-tap login webhook), script and dashboard entity ids are loaded into the same
-instance. The second test runs the real agent against the Spotify emulator and logs it in
-through Home Assistant's webhook. Both fail on any error or deprecation warning Home
-Assistant logs about our entities or about MQTT.
+instance. test_one_tap.py runs the real agent against the Spotify emulator and logs it in
+through Home Assistant's webhook, and test_webhook_flood.py does that amid a flood, with the
+helpers here. Each fails on any error or deprecation warning Home Assistant logs about our
+entities or about MQTT.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,8 +38,6 @@ from mqtt_tokend.contract import homeassistant as ha
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE, Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
-from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.integration.conftest import AgentProcess, approve, login, write_agent_config
 from tests.integration.watch import Seen, Watcher, wait_until
 
 HA_VENV_ENV = "MQTT_TOKEND_HA_VENV"
@@ -83,7 +80,12 @@ pytestmark = [
 
 
 def write_config(
-    config_dir: Path, *, broker_port: int, http_port: int, webhook_id: str = "unused-id"
+    config_dir: Path,
+    *,
+    broker_port: int,
+    http_port: int,
+    webhook_id: str = "unused-id",
+    webhook_automation: Path = DEPLOY / "automation-login-webhook.yaml",
 ) -> None:
     """configuration.yaml, the shipped automations and script, and the MQTT config entry."""
     (config_dir / ".storage").mkdir(parents=True)
@@ -118,7 +120,7 @@ script: !include scripts.yaml
 """
     )
     automations = yaml.safe_load((DEPLOY / "automation-alerts.yaml").read_text())
-    webhook = (DEPLOY / "automation-login-webhook.yaml").read_text()
+    webhook = webhook_automation.read_text()
     assert WEBHOOK_PLACEHOLDER in webhook
     automations += yaml.safe_load(webhook.replace(WEBHOOK_PLACEHOLDER, webhook_id))
     automations += [
@@ -384,110 +386,6 @@ def test_real_home_assistant_builds_the_device(tmp_path: Path, broker: PrivateMo
     print(f"real Home Assistant test: {time.monotonic() - started:.1f} s")
 
 
-def _agent_config(
-    directory: Path, *, broker: PrivateMosquitto, emulator: SpotifyEmulator, redirect_uri: str
-) -> Path:
-    """A config for the real agent: the private broker, the emulator, Home Assistant's URI."""
-    return write_agent_config(
-        directory,
-        emulator_url=emulator.url,
-        mqtt={"host": "127.0.0.1", "port": broker.port, "base_topic": BASE, "keepalive": 5},
-        redirect_uri=redirect_uri,
-    )
-
-
-def _offered_login(seen: Watcher, *, after: float) -> str:
-    """The login URL the agent offers: on `<base>/login`, or (older agents) in the health record."""
-
-    def offered() -> str | None:
-        for m in reversed(seen.on(TOPICS.login)):
-            if m.at >= after and m.payload:
-                return m.payload.decode()
-        for m in reversed(seen.on(TOPICS.health)):
-            url = m.json().get("auth_url") if m.at >= after and m.payload else None
-            if url:
-                return str(url)
-        return None
-
-    url: str = wait_until(offered, timeout=STEP_TIMEOUT, what="the login the agent offers")
-    return url
-
-
-def _state_is(state: str) -> Any:
-    return lambda m: bool(m.payload) and m.json()["state"] == state
-
-
-def test_one_tap_login_through_home_assistants_webhook(
-    tmp_path: Path, broker: PrivateMosquitto
-) -> None:
-    """Spotify's redirect lands on Home Assistant's webhook, and the real agent is logged in."""
-    hass = _hass()
-    assert hass is not None
-    http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
-    webhook_url = f"http://127.0.0.1:{http_port}/api/webhook/{webhook_id}"
-    config_dir = tmp_path / "ha"
-    write_config(config_dir, broker_port=broker.port, http_port=http_port, webhook_id=webhook_id)
-    with (
-        SpotifyEmulator() as emulator,
-        Watcher(broker.host, broker.port, "#") as seen,
-        HomeAssistant(hass, config_dir) as home,
-    ):
-        config = _agent_config(
-            tmp_path / "agent", broker=broker, emulator=emulator, redirect_uri=webhook_url
-        )
-        # A first login by pasting (the fallback): the CLI takes Home Assistant's URI too.
-        first = login(config)
-        assert first.returncode == 0, first.stderr
-        home.wait_started(seen)
-        agent = AgentProcess(config).start()
-        try:
-            seen.wait_for(TOPICS.health, _state_is("ok"), timeout=STEP_TIMEOUT)
-            # Six months later Spotify ends the login: the agent offers a new one.
-            emulator.revoke_all()
-            revoked = time.monotonic()
-            agent_client = Agent(broker)
-            agent_client.answer_births = False
-            agent_client.publish(TOPICS.request("refresh"), "", retain=False)
-            agent_client.close()
-            seen.wait_for(TOPICS.health, _state_is("auth_required"), after=revoked)
-            url = _offered_login(seen, after=revoked)
-
-            # Someone who knows the webhook but not the login's state gets nowhere.
-            forged = approve(url).replace("state=", "state=x", 1)
-            assert forged.startswith(webhook_url)
-            sent = time.monotonic()
-            with urllib.request.urlopen(forged, timeout=10) as response:
-                assert response.status == 200
-            refused = seen.wait_for(TOPICS.response("auth"), after=sent, timeout=STEP_TIMEOUT)
-            assert refused.json()["status"] == "error"
-
-            # The tap: the phone opens the link, Spotify redirects to the webhook, done.
-            tapped = time.monotonic()
-            with urllib.request.urlopen(url, timeout=10) as response:  # follows the redirect
-                assert response.status == 200
-                assert response.url.startswith(f"{webhook_url}?")
-            ok = seen.wait_for(TOPICS.health, _state_is("ok"), after=tapped, timeout=STEP_TIMEOUT)
-            elapsed = ok.at - tapped
-            (handed,) = [m for m in seen.on(TOPICS.request("auth")) if m.at >= tapped]
-            assert handed.payload.decode().startswith("code=")
-            assert not handed.retain
-            answer = seen.wait_for(TOPICS.response("auth"), after=tapped, timeout=STEP_TIMEOUT)
-            assert answer.json()["status"] == "ok", answer.json()
-            # Home Assistant shows it as well: the real agent's own discovery.
-            wait_until(
-                lambda: any(
-                    m.at >= tapped and m.payload == OK.encode()
-                    for m in seen.on(f"{STATESTREAM}/sensor/lofi_pi_spotify_token_state/state")
-                ),
-                timeout=STEP_TIMEOUT,
-                what="Home Assistant showing OK",
-            )
-        finally:
-            agent.stop()
-    _check_log(home)
-    print(f"one-tap login: {elapsed:.2f} s from opening the link to health ok")
-
-
 def _check_states_commands_and_alerts(
     agent: Agent, seen: Watcher, states: States, config_dir: Path
 ) -> None:
@@ -503,7 +401,7 @@ def _check_states_commands_and_alerts(
     states.wait(IDS["problem"], "off")
     states.wait(IDS["login"], ha.LOGIN_OK)
     # `options` came to MQTT sensors in 2024.2; 2024.1 drops the key and takes any state.
-    options = list(ha.STATE_OPTIONS) if _version(config_dir) >= (2024, 2) else None
+    options = list(ha.STATE_OPTIONS) if version(config_dir) >= (2024, 2) else None
     states.wait_attribute(IDS["token_state"], "options", options)
     states.wait_attribute(IDS["alert"], "event_types", list(ha.EVENT_TYPES))
 
@@ -612,7 +510,7 @@ def _check_states_commands_and_alerts(
     states.wait(IDS["token_state"], OK)
 
 
-def _version(config_dir: Path) -> tuple[int, ...]:
+def version(config_dir: Path) -> tuple[int, ...]:
     """Home Assistant's release, from the file it writes into its configuration directory."""
     text = (config_dir / ".HA_VERSION").read_text().strip()
     return tuple(int(part) for part in text.split(".")[:2])
@@ -674,7 +572,7 @@ def log_problems(log: str, *, version: tuple[int, ...]) -> list[str]:
 
 def _check_log(home: HomeAssistant) -> None:
     """No error, warning, deprecation or invalid config about our entities or MQTT."""
-    problems = log_problems(home.log(), version=_version(home.config_dir))
+    problems = log_problems(home.log(), version=version(home.config_dir))
     print(f"Home Assistant {_release(home.config_dir)}: {len(problems)} problems in its log")
     assert not problems, "\n".join(problems)
 

@@ -122,7 +122,7 @@ FAULTS = [
     Fault(
         "`invalid_grant` (the login was revoked)",
         "tries the backup's refresh token once, then asks a person to log in (notice, alert, URL)",
-        "refused the refresh token",
+        "Spotify ended this login",
         _revoke,
     ),
     Fault(

@@ -13,11 +13,11 @@ from mqtt_tokend.contract.health import (
     ExitCode,
     Health,
     State,
-    auth_instructions,
     judge,
     retry_after_left,
     retry_after_until,
 )
+from mqtt_tokend.contract.wording import auth_instructions
 
 NOW = 1_800_000_000.0
 VALID = NOW + 1800

@@ -603,10 +603,31 @@ def test_login_script_publishes_to_the_auth_request_topic() -> None:
 # ---- the one-tap login: Spotify's redirect reaches Home Assistant's webhook -----------------
 
 
-def _webhook_env() -> jinja2.Environment:
-    """Home Assistant's Jinja as far as the webhook automation uses it (`is match`)."""
+OFFER = "Offered-state_0123456789"  # the state of the login the agent offers
+OFFERED_URL = f"https://accounts.spotify.com/authorize?client_id=abc&state={OFFER}&x=1"
+
+
+class _Query(dict[str, str]):
+    """aiohttp's query MultiDict as far as the automation uses it: get (the first), getall."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(reversed(pairs))  # `get` gives the first value, as a MultiDict does
+        self.pairs = pairs
+
+    def getall(self, key: str, default: list[str]) -> list[str]:
+        return [value for name, value in self.pairs if name == key] or default
+
+
+def _webhook_env(offered: str | None = OFFERED_URL) -> jinja2.Environment:
+    """Home Assistant's Jinja as far as the webhook automation uses it (`is match`,
+    `regex_findall`, `state_attr` of the Login sensor holding the login on offer)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
     env.tests["match"] = lambda value, pattern: bool(re.match(pattern, str(value)))
+    env.filters["regex_findall"] = lambda value, find: re.findall(find, str(value))
+    login = (ha.entity_ids(ha.DEFAULT_BASE_TOPIC)["login"], "auth_url")
+    env.globals["state_attr"] = lambda *entity_attribute: (
+        offered if entity_attribute == login else None
+    )
     return env
 
 
@@ -631,23 +652,34 @@ def test_webhook_automation_accepts_a_get_from_anywhere() -> None:
 @pytest.mark.parametrize(
     ("query", "passed", "payload"),
     [
-        ({"code": "AQB-x_y.z~1", "state": "s" * 43}, True, f"code=AQB-x_y.z~1&state={'s' * 43}"),
+        ([("code", "AQB-x_y.z~1"), ("state", OFFER)], True, f"code=AQB-x_y.z~1&state={OFFER}"),
         # Spotify adds parameters of its own (e.g. `ubi`); only code and state go on.
-        ({"code": "abc", "state": "xyz", "ubi": "zzz"}, True, "code=abc&state=xyz"),
-        ({"error": "access_denied", "state": "xyz"}, True, "error=access_denied&state=xyz"),
-        ({"code": "abc"}, False, None),
-        ({"state": "xyz"}, False, None),
-        ({"code": "a&state=evil", "state": "xyz"}, False, None),
-        ({"code": "abc", "state": "x y"}, False, None),
-        ({"code": "a" * 2000, "state": "xyz"}, False, None),
+        ([("code", "abc"), ("state", OFFER), ("ubi", "z")], True, f"code=abc&state={OFFER}"),
+        (
+            [("error", "access_denied"), ("state", OFFER)],
+            True,
+            f"error=access_denied&state={OFFER}",
+        ),
+        ([("code", "abc")], False, None),
+        ([("state", OFFER)], False, None),
+        ([("code", "a&state=evil"), ("state", OFFER)], False, None),
+        ([("code", "abc"), ("state", "x y")], False, None),
+        ([("code", "a" * 2000), ("state", OFFER)], False, None),
+        # A stranger knows the webhook, not the login on offer: nothing of theirs goes on.
+        ([("code", "abc"), ("state", "another-login-state-0123")], False, None),
+        ([("code", "abc"), ("state", OFFER[:-1])], False, None),
+        ([("code", "abc"), ("state", OFFER + "x")], False, None),
+        ([("code", "abc"), ("state", OFFER), ("state", OFFER)], False, None),
+        ([("code", "abc"), ("state", "x"), ("state", OFFER)], False, None),
+        ([("error", "Call-555-0100"), ("state", "another-login-state-0123")], False, None),
     ],
 )
-def test_webhook_passes_on_only_a_redirects_code_and_state(
-    query: dict[str, str], passed: bool, payload: str | None
+def test_webhook_passes_on_only_the_offered_logins_code_and_state(
+    query: list[tuple[str, str]], passed: bool, payload: str | None
 ) -> None:
     automation = _webhook_automation()
     env = _webhook_env()
-    trigger = {"query": query}
+    trigger = {"query": _Query(query)}
     (condition,) = automation["conditions"]
     assert env.from_string(condition["value_template"]).render(trigger=trigger).strip() == (
         str(passed)
@@ -657,11 +689,21 @@ def test_webhook_passes_on_only_a_redirects_code_and_state(
         rendered = env.from_string(action["data"]["payload"]).render(trigger=trigger).strip()
         assert rendered == payload
         # The agent's pasted-login parser reads it (no `?`: the whole text is the query).
-        if "code" in query:
-            assert code_from_redirect(rendered, expected_state=query["state"]) == query["code"]
+        if "code=" in rendered:
+            assert code_from_redirect(rendered, expected_state=OFFER) == dict(query)["code"]
         else:
             with pytest.raises(AuthRejected):
-                code_from_redirect(rendered, expected_state=query["state"])
+                code_from_redirect(rendered, expected_state=OFFER)
+
+
+@pytest.mark.parametrize("offered", [None, "", "https://accounts.spotify.com/authorize?x=1"])
+def test_webhook_passes_on_nothing_while_no_login_is_offered(offered: str | None) -> None:
+    (condition,) = _webhook_automation()["conditions"]
+    trigger = {"query": _Query([("code", "abc"), ("state", OFFER)])}
+    rendered = (
+        _webhook_env(offered).from_string(condition["value_template"]).render(trigger=trigger)
+    )
+    assert rendered.strip() == "False"
 
 
 # ---- what the real-Home-Assistant test counts as a problem in Home Assistant's log ----------

@@ -15,7 +15,7 @@ from mqtt_tokend.adapters import mqtt
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.adapters.store import Tokens, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
-from mqtt_tokend.contract.health import Health, State, auth_instructions
+from mqtt_tokend.contract.health import Health, State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import REQUEST_VERBS, Topics
 from mqtt_tokend.contract.wire import (
@@ -26,6 +26,7 @@ from mqtt_tokend.contract.wire import (
     token_plaintext,
     token_sha256,
 )
+from mqtt_tokend.contract.wording import auth_instructions
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Request
 from tests.contract import SCHEMAS, TOPICS_DIR, Contract
