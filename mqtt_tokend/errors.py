@@ -91,6 +91,10 @@ class BrokerError(TokendError):
 class BrokerLoginRefused(BrokerError):
     """The broker is up and answered, but refused our user name or password."""
 
+    def __init__(self, problem: str) -> None:
+        self.problem = problem  # what happened, without the generic hint
+        super().__init__(f"{problem}; check mqtt.username and mqtt.password")
+
 
 class CryptoError(TokendError):
     """A key file is missing or malformed, or a payload does not decrypt with any key."""

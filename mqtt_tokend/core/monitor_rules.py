@@ -40,6 +40,8 @@ class Observation:
     online: bool | None
     broker_reachable: bool
     note: str | None = None  # why the status file was used, said on the output line
+    login_refused: tuple[str, str] | None = None  # the broker refused our login: (why, the fix)
+    forced_client_id: str | None = None  # the broker's warning: our connection kicked the agent
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,13 @@ def _assess(
     observation: Observation, *, now: float, check_interval: float, config_path: str | None
 ) -> Verdict:
     health, online = observation.health, observation.online
+    if observation.login_refused is not None:  # up, but it will not let us see anything
+        why, fix = observation.login_refused
+        return Verdict(ExitCode.CRITICAL, why, notices.BROKER_REFUSED, fix)
+    if observation.forced_client_id is not None:
+        # Our own connection took the agent's session: its `offline` says nothing of it.
+        code, why = judge(health, online=None, now=now)
+        return Verdict(max(code, ExitCode.WARNING), f"{observation.forced_client_id} ({why})")
     if not observation.broker_reachable:
         # Consumers get their token from the broker: unreachable, nobody gets one, whatever
         # the agent's status file says (it may be the agent that cannot reach it either).
