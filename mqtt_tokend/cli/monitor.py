@@ -238,4 +238,6 @@ def health_check(
             publish(config, plan.alert, timeout=timeout)
         mail(config.alerts, plan.alert, code=verdict.code)
     print(verdict.line(), file=out)
+    if verdict.instructions and verdict.code != ExitCode.OK:
+        print(f"What to do: {verdict.instructions}", file=out)  # the fix, where it is read
     return int(verdict.code)
