@@ -45,6 +45,26 @@ def secret_file(path: Path, text: str) -> Path:
     return path
 
 
+def logged_in_config(home: Path, *, port: int, emulator: SpotifyEmulator) -> Path:
+    """The agent's config as installed (user mqtt-tokend, its password in a 0600 file), after
+    a successful `auth`."""
+    home.mkdir(parents=True)
+    config = write_agent_config(
+        home,
+        emulator_url=emulator.url,
+        mqtt={
+            "port": port,
+            "username": "mqtt-tokend",
+            "password_file": secret_file(home / "mqtt_password", AGENT_PASSWORD),
+            "keepalive": 5,
+        },
+        redirect_uri=f"http://127.0.0.1:{free_port()}/callback",
+    )
+    result = login(config)
+    assert result.returncode == 0, result.stderr
+    return config
+
+
 def player_config(directory: Path, *, port: int, key_file: Path) -> Path:
     """The player's config: its own broker user, the agent's key file."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -153,20 +173,7 @@ def household(directory: Path, *, extra_conf: str = "") -> Iterator[Household]:
         stack.callback(stop_broker, broker)
         emulator = stack.enter_context(SpotifyEmulator())
         home = directory / "agent"
-        home.mkdir(parents=True)
-        agent_config = write_agent_config(
-            home,
-            emulator_url=emulator.url,
-            mqtt={
-                "port": broker.port,
-                "username": "mqtt-tokend",
-                "password_file": secret_file(home / "mqtt_password", AGENT_PASSWORD),
-                "keepalive": 5,
-            },
-            redirect_uri=f"http://127.0.0.1:{free_port()}/callback",
-        )
-        result = login(agent_config)
-        assert result.returncode == 0, result.stderr
+        agent_config = logged_in_config(home, port=broker.port, emulator=emulator)
         watcher = Peer(broker.port, "homeassistant", broker.passwords["homeassistant"])
         stack.callback(watcher.close)
         watcher.connect()

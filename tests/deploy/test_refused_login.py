@@ -19,9 +19,9 @@ from mqtt_tokend.cli.monitor import MEMORY_FILE
 from mqtt_tokend.config import MQTT_PASSWORD_ENV
 from mqtt_tokend.contract.notices import NOTICE_FILE
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.deploy.conftest import AGENT_PASSWORD, MOSQUITTO, WAIT, Broker
-from tests.deploy.household import secret_file
-from tests.integration.conftest import CLI, AgentProcess, login, write_agent_config
+from tests.deploy.conftest import MOSQUITTO, WAIT, Broker
+from tests.deploy.household import logged_in_config, secret_file
+from tests.integration.conftest import CLI, AgentProcess
 from tests.integration.test_broker_security import with_mqtt
 from tests.integration.watch import wait_until
 
@@ -41,17 +41,7 @@ def logged_in_agent(broker: Broker, tmp_path: Path) -> Iterator[Path]:
     """An agent that ran with the right password (its status file says ok), then stopped."""
     with SpotifyEmulator() as emulator:
         home = tmp_path / "agent"
-        home.mkdir()
-        config = write_agent_config(
-            home,
-            emulator_url=emulator.url,
-            mqtt={
-                "port": broker.port,
-                "username": "mqtt-tokend",
-                "password_file": secret_file(home / "mqtt_password", AGENT_PASSWORD),
-            },
-        )
-        assert login(config).returncode == 0
+        config = logged_in_config(home, port=broker.port, emulator=emulator)
         agent = AgentProcess(config).start()
         try:
             state = home / "state"
