@@ -104,6 +104,10 @@ def assess(
 ) -> Verdict:
     """Judge what was observed: a dead or stuck agent first, then the health record itself."""
     verdict = _assess(observation, now=now, check_interval=check_interval, config_path=config_path)
+    if observation.forced_client_id is not None:  # a broker setting to fix, whatever else
+        code = max(verdict.code, ExitCode.WARNING)
+        reason = f"{observation.forced_client_id} ({verdict.reason})"
+        verdict = Verdict(code, reason, verdict.event, verdict.instructions)
     if observation.note:
         return Verdict(
             verdict.code,
@@ -122,9 +126,7 @@ def _assess(
         why, fix = observation.login_refused
         return Verdict(ExitCode.CRITICAL, why, notices.BROKER_REFUSED, fix)
     if observation.forced_client_id is not None:
-        # Our own connection took the agent's session: its `offline` says nothing of it.
-        code, why = judge(health, online=None, now=now)
-        return Verdict(max(code, ExitCode.WARNING), f"{observation.forced_client_id} ({why})")
+        online = None  # our own connection took the agent's session: its `offline` is ours
     if not observation.broker_reachable:
         # Consumers get their token from the broker: unreachable, nobody gets one, whatever
         # the agent's status file says (it may be the agent that cannot reach it either).
