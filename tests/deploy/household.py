@@ -45,7 +45,9 @@ def secret_file(path: Path, text: str) -> Path:
     return path
 
 
-def logged_in_config(home: Path, *, port: int, emulator: SpotifyEmulator) -> Path:
+def logged_in_config(
+    home: Path, *, port: int, emulator: SpotifyEmulator, protocol: int = 5
+) -> Path:
     """The agent's config as installed (user mqtt-tokend, its password in a 0600 file), after
     a successful `auth`."""
     home.mkdir(parents=True)
@@ -57,6 +59,7 @@ def logged_in_config(home: Path, *, port: int, emulator: SpotifyEmulator) -> Pat
             "username": "mqtt-tokend",
             "password_file": secret_file(home / "mqtt_password", AGENT_PASSWORD),
             "keepalive": 5,
+            "protocol": protocol,
         },
         redirect_uri=f"http://127.0.0.1:{free_port()}/callback",
     )
@@ -65,13 +68,18 @@ def logged_in_config(home: Path, *, port: int, emulator: SpotifyEmulator) -> Pat
     return config
 
 
-def player_config(directory: Path, *, port: int, key_file: Path) -> Path:
+def player_config(directory: Path, *, port: int, key_file: Path, protocol: int = 5) -> Path:
     """The player's config: its own broker user, the agent's key file."""
     directory.mkdir(parents=True, exist_ok=True)
     password = secret_file(directory / "mqtt_password", PLAYER_PASSWORD)
     values = {
         "spotify": {"client_id": DEMO_CLIENT_ID},
-        "mqtt": {"port": port, "username": "lofi-player", "password_file": password},
+        "mqtt": {
+            "port": port,
+            "username": "lofi-player",
+            "password_file": password,
+            "protocol": protocol,
+        },
         "agent": {"state_dir": directory / "state", "key_file": key_file},
     }
     path = directory / "config.toml"
@@ -165,15 +173,18 @@ class Household:
 
 
 @contextmanager
-def household(directory: Path, *, extra_conf: str = "") -> Iterator[Household]:
+def household(directory: Path, *, extra_conf: str = "", protocol: int = 5) -> Iterator[Household]:
     """Start the broker (the shipped files, plus `extra_conf`), the emulator, a logged-in agent
-    and two consumers of the player's user; stop them all afterwards."""
+    and two consumers of the player's user, all on MQTT `protocol` (5 or 3 for 3.1.1); stop
+    them all afterwards."""
     with ExitStack() as stack:
         broker = start_broker(directory / "broker", extra_conf=extra_conf)
         stack.callback(stop_broker, broker)
         emulator = stack.enter_context(SpotifyEmulator())
         home = directory / "agent"
-        agent_config = logged_in_config(home, port=broker.port, emulator=emulator)
+        agent_config = logged_in_config(
+            home, port=broker.port, emulator=emulator, protocol=protocol
+        )
         watcher = Peer(broker.port, "homeassistant", broker.passwords["homeassistant"])
         stack.callback(watcher.close)
         watcher.connect()
@@ -190,7 +201,9 @@ def household(directory: Path, *, extra_conf: str = "") -> Iterator[Household]:
         logger = logging.getLogger("mqtt_tokend.adapters.mqtt")
         logger.addHandler(counter)
         stack.callback(logger.removeHandler, counter)
-        player = player_config(directory / "player", port=broker.port, key_file=home / "fernet.key")
+        player = player_config(
+            directory / "player", port=broker.port, key_file=home / "fernet.key", protocol=protocol
+        )
         consumers = []
         for _ in range(2):
             consumer = TokenConsumer(load_config(player)).start()
