@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from mqtt_tokend.adapters.broker_errors import describe, refused, unreachable
+from mqtt_tokend.adapters.broker_errors import LOGIN_REFUSALS, describe, refused, unreachable
 from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.messages import Message, Reply
@@ -386,8 +386,8 @@ def oneshot(config: MqttConfig, *, timeout: float = 5.0, purpose: str = "cli") -
         client, reason, assigned = _connect(config, client_id, timeout)
         if reason.is_failure:
             _close(client)
-            if client_id == "" and reason.getName() == "Client identifier not valid":
-                continue
+            if client_id == "" and reason.getName() not in LOGIN_REFUSALS:
+                continue  # 0x85, or Mosquitto's 0x80: it wants an id from us
             raise refused(config, reason.getName())
         break
     session = OneShot(client, config)

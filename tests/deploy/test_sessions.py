@@ -6,6 +6,7 @@ client id (an older install) is named, with its fix, by the very command that su
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import socket
 import subprocess
@@ -13,8 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.daemon.wiring import CLIENT_ID_FILE
-from tests.deploy.conftest import MOSQUITTO, STRANGER, WAIT, Peer, _launch, stop_broker
+from tests.deploy.conftest import (
+    MOSQUITTO,
+    STRANGER,
+    WAIT,
+    Peer,
+    _launch,
+    start_broker,
+    stop_broker,
+)
 from tests.deploy.household import BASE, KICK, household
 from tests.integration.watch import wait_until
 
@@ -140,3 +151,28 @@ def test_a_broker_forcing_the_user_name_as_client_id_is_named_with_its_fix(
             assert KICK not in restarted.log
         finally:
             stop_broker(restarted)
+
+
+@pytest.mark.parametrize(
+    ("allow_zero", "named"),
+    [("true", r"auto-[0-9A-F-]{36}"), ("false", r"mqtt-tokend-test-[0-9a-f]{24}")],
+    ids=["broker-picks", "broker-wants-one"],
+)
+def test_a_command_gets_an_id_nobody_else_has(
+    broker_dir: Path, allow_zero: str, named: str
+) -> None:
+    """Under MQTT 5 a command lets the broker pick its id (and learns it from CONNACK); a broker
+    set to want one from the client (`allow_zero_length_clientid false`) gets a random one of
+    ours instead of a refusal."""
+    broker = start_broker(
+        broker_dir / "broker", extra_conf=f"allow_zero_length_clientid {allow_zero}\n"
+    )
+    try:
+        password = broker.passwords["homeassistant"]
+        config = MqttConfig(port=broker.port, username="homeassistant", password=password)
+        with oneshot(config, timeout=WAIT, purpose="test") as session:
+            session.subscribe([f"{BASE}/health"], timeout=WAIT)
+            assert not session.forced_client_id
+        assert re.search(rf"New client connected from \S+ as {named} ", broker.log), broker.log
+    finally:
+        stop_broker(broker)
