@@ -13,16 +13,16 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mqtt_tokend.adapters.broker_errors import describe
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import signature
-from mqtt_tokend.adapters.mqtt import MqttLink, describe, oneshot
+from mqtt_tokend.adapters.mqtt import MqttLink, oneshot, session_id
 from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
@@ -110,7 +110,7 @@ class TokenConsumer:
             self._cipher = self._read_keys()
         self._link = MqttLink(
             self.mqtt,
-            client_id=f"mqtt-tokend-consumer-{uuid.uuid4().hex[:8]}",
+            client_id=session_id("consumer"),
             will=None,
             subscriptions=[self.topic],
             on_connected=lambda: None,  # the broker resends the retained token on subscribe

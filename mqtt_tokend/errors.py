@@ -3,12 +3,14 @@
     TokendError
     ├── ConfigError            the configuration is wrong; exit 78 (EX_CONFIG)
     │   └── ClientRejected     Spotify said invalid_client: the client id or secret is wrong
+    ├── AgentRunning           another agent holds the state directory; exit 75 (EX_TEMPFAIL)
     ├── AuthRejected           Spotify refused the grant (invalid_grant): a human must re-authorize
     ├── TransientError         worth retrying: network, 5xx, 429, garbage bodies
     ├── SpotifyError           any other answer from Spotify that a retry will not fix
     │   └── AccessTokenRejected  the Web API answered 401: the access token is bad or expired
     ├── InputError             something a person pasted or sent is not usable
     ├── BrokerError            the MQTT broker could not be reached or refused us
+    │   └── BrokerLoginRefused the broker refused our user name or password
     ├── CryptoError            a Fernet key is missing, malformed, or does not decrypt
     └── StoreError             a state file is unreadable or corrupt
 
@@ -18,6 +20,9 @@ No message or attribute ever carries a token, a secret, an authorization code or
 from __future__ import annotations
 
 EX_CONFIG = 78
+# A second agent on a state directory: temporary, so systemd's Restart= retries it (a stray
+# `mqtt-tokend run` during a service restart must not leave the service down for good).
+EX_TEMPFAIL = 75
 
 
 class TokendError(Exception):
@@ -34,6 +39,10 @@ class ConfigError(TokendError):
 
 class ClientRejected(ConfigError):
     """Spotify rejected the client credentials (`invalid_client`)."""
+
+
+class AgentRunning(TokendError):
+    """Another agent holds the state directory's lock; it may be gone soon: exit 75."""
 
 
 class AuthRejected(TokendError):
@@ -77,6 +86,14 @@ class InputError(TokendError):
 
 class BrokerError(TokendError):
     """The MQTT broker is unreachable, refused the connection, or did not answer in time."""
+
+
+class BrokerLoginRefused(BrokerError):
+    """The broker is up and answered, but refused our user name or password."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem  # what happened, without the generic hint
+        super().__init__(f"{problem}; check mqtt.username and mqtt.password")
 
 
 class CryptoError(TokendError):

@@ -1,8 +1,10 @@
 """One agent per state directory: an exclusive `flock` on a lock file that holds the pid.
 
-Two agents on one state directory would rotate the same refresh token and, with one MQTT
-client id, throw each other off the broker every second. The kernel drops the lock when the
-process ends, however it ends (kill -9 included), so a stale lock file never blocks a start.
+Two agents on one state directory would rotate the same refresh token, share one MQTT client
+id (the state directory keeps it) and publish over each other. The kernel drops the lock when
+the process ends, however it ends (kill -9 included), so a stale lock file never blocks a
+start. A held lock is temporary (exit 75, which systemd restarts), never a configuration error
+(78, which it does not).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from mqtt_tokend.errors import ConfigError
+from mqtt_tokend.errors import AgentRunning, ConfigError
 
 LOCK_FILE = "agent.lock"
 
@@ -28,9 +30,10 @@ class StateDirLock:
         return f"StateDirLock({str(self.path)!r}, held={self._fd is not None})"
 
     def acquire(self) -> None:
-        """Take the lock at once or raise ConfigError naming the agent that holds it."""
+        """Take the lock at once, or raise AgentRunning naming the agent that holds it
+        (ConfigError when the lock file cannot be opened: the state directory is wrong)."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as err:
             raise ConfigError(f"cannot open the lock file {self.path} ({err.strerror})") from None
         try:
@@ -39,7 +42,7 @@ class StateDirLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"pid {holder}" if holder else "pid unknown"
-            raise ConfigError(
+            raise AgentRunning(
                 f"another agent ({who}) is running for this state directory "
                 f"({self.path.parent}): stop it first, or give this agent its own "
                 "agent.state_dir and mqtt.base_topic"

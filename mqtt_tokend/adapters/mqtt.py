@@ -3,11 +3,16 @@
 `MqttLink` is a long-lived connection (connects in the background, reconnects, resubscribes,
 Last Will, TCP_NODELAY): the agent's, and the token consumer's. `oneshot` is a short-lived
 connection for the command line.
+
+Each connection has a client id of its own that nobody can guess (`session_id`, or the broker's
+choice): a broker ends the session of a client id that connects again, so shared ids kick each
+other off and a guessable one lets a stranger take the agent's session.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import ssl
 import threading
@@ -23,7 +28,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from mqtt_tokend.adapters.broker_errors import LOGIN_REFUSALS, describe, refused, unreachable
 from mqtt_tokend.config import MqttConfig
+from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.messages import Message, Reply
 from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.errors import BrokerError
@@ -36,6 +43,11 @@ RECONNECT_MAX = 30
 OVERSIZE_LOG_INTERVAL = 60.0  # seconds between two log lines about dropped large messages
 
 
+def session_id(purpose: str) -> str:
+    """A client id for one connection that no other client can guess or share."""
+    return f"mqtt-tokend-{purpose}-{secrets.token_hex(12)}"
+
+
 def _set_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
     # Small packets on loopback otherwise wait ~40 ms for the peer's delayed ACK (Nagle).
     try:
@@ -46,11 +58,7 @@ def _set_nodelay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
 
 def _make_client(config: MqttConfig, client_id: str) -> paho.Client:
     protocol = MQTTProtocolVersion.MQTTv5 if config.protocol == 5 else MQTTProtocolVersion.MQTTv311
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=protocol,
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if config.username:
         client.username_pw_set(config.username, config.password or None)
     if config.tls:
@@ -88,11 +96,6 @@ def _publish_properties(
     if reply is not None and reply.correlation_data is not None:
         props.CorrelationData = reply.correlation_data
     return props
-
-
-def describe(config: MqttConfig) -> str:
-    """host:port for messages."""
-    return f"{config.host}:{config.port}"
 
 
 class MqttLink:
@@ -198,18 +201,11 @@ class MqttLink:
         self._client.loop_stop()
 
     def _handle_connect(
-        self,
-        client: paho.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason_code: ReasonCode,
-        _properties: Properties | None,
+        self, client: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any
     ) -> None:
-        if reason_code.is_failure:
-            self._last_error = f"the broker refused the connection ({reason_code})"
-            _LOG.warning(
-                "broker %s refused the connection: %s", describe(self._config), reason_code
-            )
+        if rc.is_failure:
+            self._last_error = str(refused(self._config, rc.getName()))
+            _LOG.warning("%s", self._last_error)
             return
         self._last_error = None
         _LOG.info("connected to the broker at %s", describe(self._config))
@@ -219,18 +215,13 @@ class MqttLink:
         self._on_connected()
 
     def _handle_disconnect(
-        self,
-        _client: paho.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason_code: ReasonCode,
-        _properties: Properties | None,
+        self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any
     ) -> None:
         if self._stopping:
             _LOG.info("disconnected from the broker")
         elif self._connected.is_set():
-            self._last_error = f"disconnected ({reason_code})"
-            _LOG.warning("disconnected from the broker (%s); reconnecting", reason_code)
+            self._last_error = f"disconnected ({rc})"
+            _LOG.warning("disconnected from the broker (%s); reconnecting", rc)
         self._connected.clear()
         if self._on_disconnected is not None and not self._stopping:
             self._on_disconnected()
@@ -251,12 +242,8 @@ class MqttLink:
     def _drop_oversized(self, msg: paho.MQTTMessage) -> None:
         self._dropped += 1
         if self._oversize_logs.allow(time.monotonic()):
-            _LOG.warning(
-                "dropped %d message(s) over %d bytes (the last on %s)",
-                self._dropped,
-                self._max_packet,
-                msg.topic[:200],
-            )
+            what = (self._dropped, self._max_packet, msg.topic[:200])
+            _LOG.warning("dropped %d message(s) over %d bytes (the last on %s)", *what)
             self._dropped = 0
 
 
@@ -270,6 +257,7 @@ class OneShot:
         self._messages: dict[str, Message] = {}
         self._acks: set[int] = set()
         self.listener: Callable[[Message], None] | None = None  # sees every message
+        self.forced_client_id = False  # the broker gave this client the user name as its id
         client.on_message = self._handle_message
         client.on_subscribe = self._handle_subscribe
 
@@ -358,43 +346,55 @@ class OneShot:
                 self._lock.wait(min(left, 0.25))
 
 
-@contextmanager
-def oneshot(config: MqttConfig, *, timeout: float = 5.0, purpose: str = "cli") -> Iterator[OneShot]:
-    """Connect, yield a OneShot, disconnect; BrokerError with a clear reason on failure."""
-    client = _make_client(config, f"mqtt-tokend-{purpose}-{uuid.uuid4().hex[:8]}")
-    outcome: list[ReasonCode] = []
+def _connect(
+    config: MqttConfig, client_id: str, timeout: float
+) -> tuple[paho.Client, ReasonCode, str | None]:
+    """A started client, the CONNACK's reason and its MQTT 5 Assigned Client Identifier."""
+    client = _make_client(config, client_id)
+    answers: list[tuple[ReasonCode, str | None]] = []
     done = threading.Event()
 
-    def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        outcome.append(rc)
+    def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, props: Any) -> None:
+        assigned = getattr(props, "AssignedClientIdentifier", None) if props else None
+        answers.append((rc, assigned if isinstance(assigned, str) else None))
         done.set()
 
     client.on_connect = on_connect
     try:
         client.connect(config.host, config.port, config.keepalive)
-    except ssl.SSLError as err:
-        detail = getattr(err, "verify_message", None) or err.reason or err
-        raise BrokerError(
-            f"cannot reach the MQTT broker at {describe(config)}: the TLS handshake failed "
-            f"({detail}); check mqtt.ca_file, and that the broker's certificate is for "
-            f"{config.host}"
-        ) from err
-    except OSError as err:
-        raise BrokerError(
-            f"cannot reach the MQTT broker at {describe(config)} ({err.strerror or err}); "
-            "is Mosquitto running?"
-        ) from err
-    session = OneShot(client, config)
+    except OSError as err:  # ssl.SSLError included
+        raise unreachable(config, err) from err
     client.loop_start()
+    if not done.wait(timeout):
+        _close(client)
+        raise BrokerError(f"the broker at {describe(config)} did not answer in {timeout:g} s")
+    return client, *answers[0]
+
+
+def _close(client: paho.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+@contextmanager
+def oneshot(config: MqttConfig, *, timeout: float = 5.0, purpose: str = "cli") -> Iterator[OneShot]:
+    """Connect, yield a OneShot, disconnect; BrokerError with a clear reason on failure."""
+    # Under MQTT 5 the broker picks the id and names it in CONNACK: one that forces the user
+    # name shows itself (and is warned of); one that wants an id from us gets a random one.
+    ids = ["", session_id(purpose)] if config.protocol == 5 else [session_id(purpose)]
+    for client_id in ids:
+        client, reason, assigned = _connect(config, client_id, timeout)
+        if reason.is_failure:
+            _close(client)
+            if client_id == "" and reason.getName() not in LOGIN_REFUSALS:
+                continue  # 0x85, or Mosquitto's 0x80: it wants an id from us
+            raise refused(config, reason.getName())
+        break
+    session = OneShot(client, config)
+    session.forced_client_id = bool(config.username) and assigned == config.username
+    if session.forced_client_id:
+        _LOG.warning("broker %s: %s", describe(config), forced_client_id_warning(config.username))
     try:
-        if not done.wait(timeout):
-            raise BrokerError(f"the broker at {describe(config)} did not answer in {timeout:g} s")
-        if outcome[0].is_failure:
-            raise BrokerError(
-                f"the broker at {describe(config)} refused the connection ({outcome[0]}); "
-                "check mqtt.username and mqtt.password"
-            )
         yield session
     finally:
-        client.disconnect()
-        client.loop_stop()
+        _close(client)

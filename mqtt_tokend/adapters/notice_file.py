@@ -10,9 +10,9 @@ from mqtt_tokend.contract.notices import NOTICE_FILE, Alert, notice_text
 
 
 def write_notice(state_dir: Path, alert: Alert) -> Path:
-    """Write (or replace) the notice; readable by the owner's group for a login banner."""
+    """Write (or replace) the notice, 0600 whatever the umask (the agent's user reads it)."""
     path = state_dir / NOTICE_FILE
-    atomic_write(path, notice_text(alert).encode(), mode=0o644)
+    atomic_write(path, notice_text(alert).encode(), mode=0o600)
     return path
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mqtt_tokend.adapters import login, loopback
+from mqtt_tokend.adapters.broker_errors import refused_login
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
@@ -19,7 +20,7 @@ from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wording import reauth_row, span, user_name
-from mqtt_tokend.errors import BrokerError, InputError, StoreError
+from mqtt_tokend.errors import BrokerError, BrokerLoginRefused, InputError, StoreError
 
 
 def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
@@ -138,11 +139,21 @@ def _local_status(config: Config) -> dict[str, Any] | None:
         return None
 
 
+def _login_refused(config: Config, error: BrokerLoginRefused) -> str:
+    """A refused broker login in one sentence and its fix (the broker is up: never a fallback
+    to the status file, which may well say ok)."""
+    problem, fix = refused_login(config, error)
+    return f"{problem}. {fix}"
+
+
 def status(config: Config, *, as_json: bool, timeout: float, out: TextIO = sys.stdout) -> int:
     """Print the agent's published state (or its status file when the broker is down)."""
     source = "broker"
     try:
         health, online = read_published(config, timeout=timeout)
+    except BrokerLoginRefused as error:
+        print(f"mqtt-tokend: {_login_refused(config, error)}", file=sys.stderr)
+        return 1
     except BrokerError as error:
         health, online, source = _local_status(config), None, "file"
         if health is None:
@@ -247,6 +258,9 @@ def check(config: Config, *, timeout: float, out: TextIO = sys.stdout) -> int:
         body = ask_agent(config, "check", timeout=timeout)
         health: dict[str, Any] | None = body.get("data")
         online: bool | None = True
+    except BrokerLoginRefused as error:
+        print(f"CRITICAL: {_login_refused(config, error)}", file=out)
+        return int(ExitCode.CRITICAL)
     except BrokerError as error:
         try:
             health, online = read_published(config, timeout=min(timeout, 3.0))

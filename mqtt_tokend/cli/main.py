@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqtt_tokend import __version__
-from mqtt_tokend.errors import EX_CONFIG, ConfigError, TokendError
+from mqtt_tokend.errors import EX_CONFIG, EX_TEMPFAIL, AgentRunning, ConfigError, TokendError
 
 if TYPE_CHECKING:
     from mqtt_tokend.config import Config
@@ -363,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.errors:
             print(f"  {line}", file=sys.stderr)
         return EX_CONFIG
+    except AgentRunning as err:
+        print(f"mqtt-tokend: {err}", file=sys.stderr)
+        return EX_TEMPFAIL
     except TokendError as err:
         print(f"mqtt-tokend: {err}", file=sys.stderr)
         return 1

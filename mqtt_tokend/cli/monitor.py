@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mqtt_tokend.adapters import notice_file
+from mqtt_tokend.adapters.broker_errors import refused_login
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import (
     HEALTH_LOG_FILE,
@@ -39,6 +40,7 @@ from mqtt_tokend.adapters.store import (
 )
 from mqtt_tokend.config import AlertsConfig, Config
 from mqtt_tokend.contract import notices, wire
+from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.health import ExitCode
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import OFFLINE, Topics
@@ -52,7 +54,7 @@ from mqtt_tokend.core.monitor_rules import (
     digest,
     stuck_but_online,
 )
-from mqtt_tokend.errors import BrokerError, StoreError
+from mqtt_tokend.errors import BrokerError, BrokerLoginRefused, StoreError
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,19 +90,23 @@ def observe(config: Config, *, timeout: float) -> Observation:
     try:
         with oneshot(config.mqtt, timeout=timeout, purpose="health-check") as session:
             retained = session.retained([topics.health, topics.availability], timeout=timeout)
+    except BrokerLoginRefused as err:  # the broker is up: never "unreachable", never the file's OK
+        refusal = refused_login(config, err)
+        return Observation(None, None, broker_reachable=False, login_refused=refusal)
     except BrokerError as err:
         health, _problem = _status_file(config)
         return Observation(health, None, broker_reachable=False, note=one_line(str(err)))
+    forced = forced_client_id_warning(config.mqtt.username) if session.forced_client_id else None
     availability = retained.get(topics.availability)
     online = wire.availability(availability.payload if availability else None)
     record = retained.get(topics.health)
     health = wire.json_object(record.payload if record else None)
     if health is not None:
-        return Observation(health, online, broker_reachable=True)
+        return Observation(health, online, broker_reachable=True, forced_client_id=forced)
     # A broker restarted without persistence forgets everything retained: ask the file.
     health, problem = _status_file(config)
     note = "no health record on the broker; " + (problem or "judged from the agent's status file")
-    return Observation(health, online, broker_reachable=True, note=note)
+    return Observation(health, online, broker_reachable=True, note=note, forced_client_id=forced)
 
 
 def publish_alert(config: Config, alert: Alert, *, timeout: float) -> None:
@@ -155,15 +161,18 @@ def _stamp(at: float) -> str:
 
 
 def append_log(state_dir: Path, line: str) -> None:
-    """Append one line to token_health.log (moved aside to .1 once it grows past 1 MB)."""
+    """Append one line to token_health.log (moved aside to .1 once it grows past 1 MB); the
+    log is 0600 whatever the umask, and one an older version left 0644 becomes 0600."""
     path = state_dir / HEALTH_LOG_FILE
     try:
         if path.stat().st_size > LOG_MAX_BYTES:
             path.replace(path.with_name(f"{HEALTH_LOG_FILE}.1"))
     except FileNotFoundError:
         pass
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         handle.write(line + "\n")
 
 
@@ -184,7 +193,7 @@ def _apply_files(state_dir: Path, plan: Plan, log_line: str) -> None:
         current = notice_file.read_notice(state_dir)
         if plan.clear_notice and current is not None and digest(current) == plan.clear_notice:
             notice_file.clear_notice(state_dir)  # ours and unchanged: the agent's stay
-        write_json(state_dir / MEMORY_FILE, plan.memory.to_dict(), mode=0o644)
+        write_json(state_dir / MEMORY_FILE, plan.memory.to_dict(), mode=0o600)
     except OSError as err:
         hint = " (run it as the agent's user)" if isinstance(err, PermissionError) else ""
         _LOG.warning(
@@ -232,4 +241,6 @@ def health_check(
             publish(config, plan.alert, timeout=timeout)
         mail(config.alerts, plan.alert, code=verdict.code)
     print(verdict.line(), file=out)
+    if verdict.instructions and verdict.code != ExitCode.OK:
+        print(f"What to do: {verdict.instructions}", file=out)  # the fix, where it is read
     return int(verdict.code)

@@ -22,6 +22,7 @@ class AlertEvent(StrEnum):
     AUTH_FAILED = "auth_failed"  # a login pasted over MQTT was refused
     ERROR = "error"  # the agent reports an error a retry has not cleared
     BROKER_UNREACHABLE = "broker_unreachable"  # by `health-check`: no consumer can get a token
+    BROKER_REFUSED = "broker_refused"  # by `health-check`: the broker refused its password
 
 
 AUTH_REQUIRED = AlertEvent.AUTH_REQUIRED
@@ -33,6 +34,7 @@ CLIENT_REJECTED = AlertEvent.CLIENT_REJECTED
 AUTH_FAILED = AlertEvent.AUTH_FAILED
 ERROR = AlertEvent.ERROR
 BROKER_UNREACHABLE = AlertEvent.BROKER_UNREACHABLE
+BROKER_REFUSED = AlertEvent.BROKER_REFUSED
 EVENTS = tuple(event.value for event in AlertEvent)  # plain strings, for templates and schemas
 
 

@@ -40,6 +40,8 @@ class Observation:
     online: bool | None
     broker_reachable: bool
     note: str | None = None  # why the status file was used, said on the output line
+    login_refused: tuple[str, str] | None = None  # the broker refused our login: (why, the fix)
+    forced_client_id: str | None = None  # the broker's warning: our connection kicked the agent
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ def assess(
 ) -> Verdict:
     """Judge what was observed: a dead or stuck agent first, then the health record itself."""
     verdict = _assess(observation, now=now, check_interval=check_interval, config_path=config_path)
+    if observation.forced_client_id is not None:  # a broker setting to fix, whatever else
+        code = max(verdict.code, ExitCode.WARNING)
+        reason = f"{observation.forced_client_id} ({verdict.reason})"
+        verdict = Verdict(code, reason, verdict.event, verdict.instructions)
     if observation.note:
         return replace(verdict, reason=f"{verdict.reason} ({observation.note})")
     return verdict
@@ -116,6 +122,11 @@ def _assess(
     observation: Observation, *, now: float, check_interval: float, config_path: str | None
 ) -> Verdict:
     health, online = observation.health, observation.online
+    if observation.login_refused is not None:  # up, but it will not let us see anything
+        why, fix = observation.login_refused
+        return Verdict(ExitCode.CRITICAL, why, notices.BROKER_REFUSED, fix)
+    if observation.forced_client_id is not None:
+        online = None  # our own connection took the agent's session: its `offline` is ours
     if not observation.broker_reachable:
         # Consumers get their token from the broker: unreachable, nobody gets one, whatever
         # the agent's status file says (it may be the agent that cannot reach it either).

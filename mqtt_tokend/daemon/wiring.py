@@ -13,10 +13,11 @@ import threading
 from types import FrameType
 
 from mqtt_tokend.adapters import logsafe, systemd
+from mqtt_tokend.adapters.broker_errors import describe
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write
 from mqtt_tokend.adapters.lock import StateDirLock
-from mqtt_tokend.adapters.mqtt import MqttLink, describe
+from mqtt_tokend.adapters.mqtt import MqttLink
 from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config

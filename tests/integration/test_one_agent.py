@@ -1,4 +1,5 @@
-"""`mqtt-tokend run`: one agent per state directory (exit 78), and a start on bad state files."""
+"""`mqtt-tokend run`: one agent per state directory (a second exits 75, which the units restart),
+and a start on bad state files."""
 
 from __future__ import annotations
 
@@ -7,8 +8,24 @@ from pathlib import Path
 
 from mqtt_tokend.adapters.lock import LOCK_FILE
 from mqtt_tokend.adapters.store import SESSION_FILE, read_status
-from mqtt_tokend.errors import EX_CONFIG
+from mqtt_tokend.errors import EX_CONFIG, EX_TEMPFAIL
 from tests.integration.conftest import AgentProcess, cli
+
+UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+AGENT_UNITS = ("lofi-pi-token-manager.service", "lofi-pi-token-manager@.service")
+
+
+def service_settings(unit: str) -> dict[str, str]:
+    """The [Service] keys of a shipped unit (the last value of a repeated key)."""
+    settings, section = {}, ""
+    for raw in (UNITS / unit).read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 def wait_for_lock(state_dir: Path, pid: int) -> None:
@@ -18,11 +35,21 @@ def wait_for_lock(state_dir: Path, pid: int) -> None:
         time.sleep(0.05)
 
 
-def test_a_second_agent_on_the_same_state_directory_exits_78(agent: AgentProcess) -> None:
+def test_a_second_agent_exits_75_which_the_service_restarts(agent: AgentProcess) -> None:
+    """Issue 16, item 9: a stray `sudo mqtt-tokend run` that holds the lock while the service
+    restarts made the service's agent exit 78, which RestartPreventExitStatus=78 never restarts:
+    the service stayed down for good. The lock held is temporary (75, EX_TEMPFAIL): the units
+    restart it 10 s later, and only a configuration error (78) stays down."""
     assert agent.process is not None
     wait_for_lock(agent.config.parent / "state", agent.process.pid)
     second = cli(agent.config, "run", timeout=15)
-    assert second.returncode == EX_CONFIG, second.stderr
+    assert second.returncode == EX_TEMPFAIL, second.stderr
+    for unit in AGENT_UNITS:
+        settings = service_settings(unit)
+        assert settings["Restart"] == "on-failure", unit
+        prevented = {int(code) for code in settings["RestartPreventExitStatus"].split()}
+        assert prevented == {EX_CONFIG}, unit
+        assert second.returncode not in prevented, unit
     assert (
         f"another agent (pid {agent.process.pid}) is running for this state directory"
         in second.stderr
