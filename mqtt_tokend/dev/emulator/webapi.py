@@ -75,6 +75,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"/v1/me/player"), "player"),
     ("PUT", re.compile(r"/v1/me/player/play"), "play"),
     ("PUT", re.compile(r"/v1/me/player/pause"), "pause"),
+    ("POST", re.compile(r"/v1/me/player/queue"), "queue"),
     ("GET", re.compile(r"/v1/search"), "search"),
     ("GET", re.compile(r"/v1/tracks/[0-9A-Za-z]{1,64}"), "tracks"),
 )
@@ -173,6 +174,12 @@ class WebApi:
     def _pause(self, _request: Request) -> Answer:
         with self._lock:
             self._playing = False
+        return Answer(204, {})
+
+    def _queue(self, request: Request) -> Answer:
+        uri = request.query.get("uri")
+        if not any(t["uri"] == uri for t in DEMO_TRACKS):
+            return api_error(400, "Invalid track uri")
         return Answer(204, {})
 
     def _search(self, request: Request) -> Answer:
