@@ -270,6 +270,7 @@ COMMANDS = (
             "token_lifetime": a.token_lifetime,
             "shared_broker": a.shared_broker,
             "state_dir": Path(a.state_dir) if a.state_dir else None,
+            "relogin": a.relogin,
         },
         config=False,
         options=(
@@ -298,6 +299,11 @@ COMMANDS = (
                 },
             ),
             Option(("--state-dir",), {"help": "keep the demo's files here (default: a temp dir)"}),
+            _flag(
+                "--relogin",
+                "show the six-month re-login: Spotify ends the login, the agent asks for a "
+                "person, the demo logs in again as one would, and the agent is ok again",
+            ),
         ),
     ),
     Command(
