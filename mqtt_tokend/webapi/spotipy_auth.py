@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -44,6 +45,7 @@ class TokendAuthManager:
         self._consumer = consumer or TokenConsumer(config, **consumer_kwargs)
         self._timeout = timeout
         self._handed: OrderedDict[str, Token] = OrderedDict()
+        self._lock = threading.Lock()  # spotipy objects are shared between threads
         self.heals = 0  # 401s answered with a new token
 
     # ---- what spotipy calls ------------------------------------------------------------------
@@ -76,7 +78,8 @@ class TokendAuthManager:
 
     def fresh(self, old_authorization: str) -> str | None:
         """After a 401 to a token we handed out: report it, wait for the next; its header."""
-        token = self._handed.get(old_authorization)
+        with self._lock:
+            token = self._handed.get(old_authorization)
         if token is None:
             return None  # not ours (a token spotipy got elsewhere): leave the 401 to spotipy
         self._consumer.report_rejected(token)
@@ -85,14 +88,16 @@ class TokendAuthManager:
         except TokendError as err:
             _LOG.warning("no new token after a 401: %s", err)
             return None
-        self.heals += 1
+        with self._lock:
+            self.heals += 1
         return new.authorization
 
     def _remember(self, token: Token) -> Token:
-        self._handed[token.authorization] = token
-        self._handed.move_to_end(token.authorization)
-        while len(self._handed) > REMEMBERED:
-            self._handed.popitem(last=False)
+        with self._lock:
+            self._handed[token.authorization] = token
+            self._handed.move_to_end(token.authorization)
+            while len(self._handed) > REMEMBERED:
+                self._handed.popitem(last=False)
         return token
 
     def _attach(self, frame: Any) -> None:
