@@ -923,7 +923,7 @@ def test_malformed_form_and_basic_do_not_break_the_server(
 
 
 def test_unknown_path_and_wrong_method(emulator: SpotifyEmulator, http: requests.Session) -> None:
-    missing = http.get(f"{emulator.url}/v1/me/player/queue")
+    missing = http.get(f"{emulator.url}/v1/me/player/recently-played")
     assert missing.status_code == 404
     assert missing.json()["error"]["status"] == 404
     assert http.get(f"{emulator.url}/api/token").status_code == 405
