@@ -4,7 +4,8 @@ spotipy asks its auth manager for a token before every request. This one hands o
 agent's token (never a refresh token: it has none) and, on that first call, adds a response
 hook to the calling `Spotify` object's requests session: a 401 is reported to the agent as
 `rejected`, and the request is sent once more with the new token, before spotipy sees it.
-spotipy itself waits out 429s and retries 5xx (its own urllib3 retries).
+spotipy itself waits out 429s and retries 5xx (its own urllib3 retries). With
+`requests_session=False` spotipy has no session to hook: a 401 then reaches the caller.
 """
 
 from __future__ import annotations
