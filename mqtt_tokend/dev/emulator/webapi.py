@@ -50,15 +50,36 @@ DEMO_DEVICES: list[dict[str, Any]] = [
 ]
 
 
-def _track(track_id: str, name: str, artist: str, duration_ms: int) -> dict[str, Any]:
+def _object(kind: str, object_id: str, name: str) -> dict[str, Any]:
     return {
-        "id": track_id,
+        "id": object_id,
         "name": name,
-        "type": "track",
-        "uri": f"spotify:track:{track_id}",
+        "type": kind,
+        "uri": f"spotify:{kind}:{object_id}",
+        "href": f"https://api.spotify.com/v1/{kind}s/{object_id}",
+        "external_urls": {"spotify": f"https://open.spotify.com/{kind}/{object_id}"},
+    }
+
+
+def _track(track_id: str, name: str, artist: str, duration_ms: int) -> dict[str, Any]:
+    artists = [_object("artist", f"{track_id[:12]}Ar", artist)]
+    album = _object("album", f"{track_id[:12]}Al", f"{name} (single)") | {
+        "album_type": "single",
+        "total_tracks": 1,
+        "available_markets": ["DE"],
+        "images": [],
+        "release_date": "2026-01-01",
+        "release_date_precision": "day",
+        "artists": artists,
+    }
+    return _object("track", track_id, name) | {
         "duration_ms": duration_ms,
-        "artists": [{"id": f"artist{track_id[:8]}", "name": artist, "type": "artist"}],
-        "album": {"id": f"album{track_id[:8]}", "name": f"{name} (single)", "type": "album"},
+        "artists": artists,
+        "album": album,
+        "explicit": False,
+        "is_local": False,
+        "track_number": 1,
+        "disc_number": 1,
     }
 
 
@@ -191,7 +212,15 @@ class WebApi:
             for t in DEMO_TRACKS
             if all(w in f"{t['name']} {t['artists'][0]['name']}".lower() for w in words)
         ]
-        tracks = {"href": None, "items": found, "limit": 20, "offset": 0, "total": len(found)}
+        tracks = {
+            "href": "https://api.spotify.com/v1/search",
+            "items": found,
+            "limit": 20,
+            "next": None,
+            "offset": 0,
+            "previous": None,
+            "total": len(found),
+        }
         return Answer(200, {"tracks": tracks})
 
     def _tracks(self, request: Request) -> Answer:
