@@ -44,6 +44,7 @@ BASE_TOPIC = "lofi/spotify"
 SHARED_BASE_TOPIC = "mqtt-tokend-demo/{run}/spotify"  # on a shared broker: never a real agent's
 SHARED_DISCOVERY_PREFIX = "mqtt-tokend-demo/{run}/discovery"  # not Home Assistant's prefix
 STOP_TIMEOUT = 10.0
+EXAMPLE_PLAYER = Path(__file__).resolve().parents[2] / "examples" / "player.py"
 
 
 def _stamp() -> str:
@@ -339,13 +340,16 @@ def _run_agent(
 ) -> None:
     port = "" if broker.port == 1883 else f" -p {broker.port}"
     quoted = shlex.quote(str(config))
+    player = ""
+    if EXAMPLE_PLAYER.is_file():  # a checkout of the repository, not an installed wheel
+        where = shlex.quote(str(EXAMPLE_PLAYER))
+        player = f"A player:           {sys.executable} {where} --config {quoted}\n"
     print(
         f"""
 Watch the broker:   mosquitto_sub{port} -v -t '{broker.base_topic}/#'
 Force a refresh:    mosquitto_pub{port} -t {broker.base_topic}/request/refresh -n
 Get the token:      {sys.executable} -m mqtt_tokend --config {quoted} get-token
-A player:           {sys.executable} examples/player.py --config {quoted}
-Stop the demo:      Ctrl-C
+{player}Stop the demo:      Ctrl-C
 """,
         file=out,
         flush=True,

@@ -4,6 +4,7 @@ playing through a forced 401, a 429 and a re-login."""
 from __future__ import annotations
 
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -88,3 +89,38 @@ def test_the_example_player_rides_out_a_401_a_429_and_a_relogin(
             process.kill()
         process.communicate()
     assert "Traceback" not in "".join(out.seen)
+
+
+def test_the_player_line_the_demo_prints_works(tmp_path: Path) -> None:
+    """`./scripts/demo --state-dir DIR` prints how to run the player; run as printed, it plays."""
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mqtt_tokend",
+            "demo",
+            "--state-dir",
+            str(tmp_path / "demo"),
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out = Lines(demo)
+        line = out.wait_for("A player:").split("A player:", 1)[1]
+        out.wait_for("health: ok")
+        player = subprocess.run(
+            [*shlex.split(line), "--rounds", "2", "--interval", "0.1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert player.returncode == 0, player.stdout + player.stderr
+        assert "round 2: paused" in player.stdout
+    finally:
+        demo.terminate()
+        demo.communicate(timeout=30)
