@@ -42,9 +42,16 @@ def test_help_shows_the_options_the_clients_and_the_control_endpoints() -> None:
 
 
 @pytest.fixture
-def running() -> Iterator[str]:
+def options() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def running(options: list[str]) -> Iterator[str]:
     """`mqtt-tokend emulator` as a process; yields the URL= it prints."""
-    process = subprocess.Popen([*CLI, "emulator", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", *options], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         url = None
@@ -77,6 +84,24 @@ def test_every_control_line_in_the_help_works(running: str, http: requests.Sessi
         assert done.stdout.startswith("{") and '"error"' not in done.stdout, (line, done.stdout)
     config = http.get(f"{running}/_emulator/config", timeout=5).json()
     assert config["revoke_on_refresh"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], {"revoke_on_refresh": False, "refresh_token_max_age": 180 * 86400.0}),
+        (
+            ["--revoke-on-refresh", "--refresh-token-max-age", "60", "--token-lifetime", "5"],
+            {"revoke_on_refresh": True, "refresh_token_max_age": 60.0, "token_lifetime": 5.0},
+        ),
+    ],
+    ids=["defaults", "options"],
+)
+def test_the_options_reach_the_running_emulator(
+    running: str, http: requests.Session, expected: dict[str, object]
+) -> None:
+    config = http.get(f"{running}/_emulator/config", timeout=5).json()
+    assert expected.items() <= config.items()
 
 
 @pytest.fixture
