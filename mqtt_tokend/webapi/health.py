@@ -52,6 +52,7 @@ class HealthView:
         self._mqtt = mqtt
         self._lock = threading.Condition()
         self._login = Login(None)
+        self._waited = False
         self._link: MqttLink | None = None
 
     def start(self) -> HealthView:
@@ -75,11 +76,13 @@ class HealthView:
             link.stop()
 
     def login(self, wait: float = 0.0) -> Login:
-        """The newest view; waits up to `wait` s for a first record."""
-        deadline = time.monotonic() + wait
+        """The newest view; the first call waits up to `wait` s for a first record (later
+        calls never wait: a broker account that may not read health must not slow each call)."""
+        deadline = time.monotonic() + (0.0 if self._waited else wait)
         with self._lock:
             while self._login.state is None and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
+            self._waited = True
             return self._login
 
     def receive(self, message: Message) -> None:

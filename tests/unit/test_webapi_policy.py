@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,15 @@ def test_errors_say_what_to_do_and_never_hold_a_token() -> None:
     assert "Home Assistant" in str(needed)
     refused = RequestRefused(path="/v1/me/player/play", status=403, message="Premium required")
     assert "scope" in str(refused) and "Premium" in str(refused)
+
+
+def test_only_the_first_look_waits_for_a_health_record() -> None:
+    """A consumer whose broker account may not read health must not pay the wait per call."""
+    view = HealthView(MqttConfig(base_topic="t"))
+    started = time.monotonic()
+    assert view.login(wait=0.3).state is None
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    for _ in range(10):
+        assert view.login(wait=0.3).state is None
+    assert time.monotonic() - started < 0.3
