@@ -156,10 +156,11 @@ class SpotifyClient:
             if reply is not None and reply.status < 500:
                 raise RequestRefused(path=path, status=reply.status, message=reply.error_message())
             if method not in IDEMPOTENT or server_retries >= self.policy.server_retries:
+                tries = "1 try" if server_retries == 0 else f"{server_retries + 1} tries"
                 raise SpotifyUnavailable(
-                    f"Spotify's Web API failed {path} ({failure}) after {server_retries + 1} "
-                    "tries; try again in a minute (`mqtt-tokend status` shows whether the "
-                    "agent still reaches Spotify)",
+                    f"Spotify's Web API failed {path} ({failure}) after {tries}; try again in "
+                    "a minute (`mqtt-tokend status` shows whether the agent still reaches "
+                    "Spotify)",
                     path=path,
                     status=reply.status if reply is not None else None,
                 )
