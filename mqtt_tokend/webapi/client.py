@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from mqtt_tokend.adapters.mqtt import MqttLink
 from mqtt_tokend.config import Config
 from mqtt_tokend.consumer import Token, TokenConsumer
 from mqtt_tokend.errors import TokendError, TransientError
@@ -29,6 +30,7 @@ from mqtt_tokend.webapi.errors import (
     TokenRejected,
     TokenUnavailable,
 )
+from mqtt_tokend.webapi.feed import shared_link
 from mqtt_tokend.webapi.health import HealthView, Login
 from mqtt_tokend.webapi.policy import RetryPolicy, app_token_allowed, retry_after
 from mqtt_tokend.webapi.transport import Reply, Transport
@@ -75,6 +77,7 @@ class SpotifyClient:
         self._clock = clock
         self._lock = threading.Lock()
         self._blocked_until = 0.0  # monotonic: no request before this (a 429's Retry-After)
+        self._link: MqttLink | None = None  # set by `connect`, which owns the connection
 
     @classmethod
     def connect(
@@ -87,18 +90,31 @@ class SpotifyClient:
         **consumer: Any,
     ) -> SpotifyClient:
         """A started client for `config` (its broker, key file and `spotify.api_url`); keywords
-        as `TokenConsumer` takes them override the config."""
-        user = TokenConsumer(config, **consumer).start()
-        app_consumer = TokenConsumer(config, app=True, **consumer).start() if app else None
-        health = HealthView(user.mqtt).start()
+        as `TokenConsumer` takes them override the config. One MQTT connection carries the
+        user token, the app token and the health record."""
+        user = TokenConsumer(config, **consumer)
+        app_consumer = TokenConsumer(config, app=True, **consumer) if app else None
+        health = HealthView(user.mqtt)
+        parts = [user, app_consumer] if app_consumer is not None else [user]
+        receivers = {part.topic: part.receive for part in parts}
+        receivers[health.topic] = health.receive
+        link = shared_link(user.mqtt, receivers)
+        for part in parts:
+            part.attach(link)
+        link.start()
         url = api_url or (config.spotify.api_url if config is not None else SPOTIFY_API)
-        return cls(user=user, app=app_consumer, health=health, api_url=url, policy=policy)
+        made = cls(user=user, app=app_consumer, health=health, api_url=url, policy=policy)
+        made._link = link
+        return made
 
     def close(self) -> None:
         """Disconnect from the broker and close the HTTP session."""
-        for part in (self._user, self._app, self._health):
-            if part is not None:
-                part.stop()
+        if self._link is not None:
+            self._link.stop()  # the consumers' shared connection (from `connect`)
+        else:
+            for part in (self._user, self._app, self._health):
+                if part is not None:
+                    part.stop()
         self._transport.close()
 
     def __enter__(self) -> SpotifyClient:

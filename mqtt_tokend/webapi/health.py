@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 from mqtt_tokend.adapters.mqtt import MqttLink
@@ -14,6 +13,7 @@ from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.webapi.feed import shared_link
 
 _LOG = logging.getLogger(__name__)
 
@@ -56,16 +56,9 @@ class HealthView:
         self._link: MqttLink | None = None
 
     def start(self) -> HealthView:
-        """Connect in the background (the broker resends the retained record on subscribe)."""
+        """Connect on its own, in the background (SpotifyClient shares one connection instead)."""
         if self._link is None:
-            self._link = MqttLink(
-                self._mqtt,
-                client_id=f"mqtt-tokend-health-{uuid.uuid4().hex[:8]}",
-                will=None,
-                subscriptions=[self.topic],
-                on_connected=lambda: None,
-                on_message=self.receive,
-            )
+            self._link = shared_link(self._mqtt, {self.topic: self.receive})
             self._link.start()
         return self
 
