@@ -8,8 +8,8 @@ for it. With the demo (`./scripts/demo --state-dir DIR`) in another terminal:
 
     .venv/bin/python examples/player.py --config DIR/config.toml
 
-On a Pi, the installed config works as is (`--config /etc/mqtt-tokend/config.toml`, as a user
-in the group mqtt-tokend-key).
+On a Pi the player runs as its own user, which may not read the agent's config: there, build
+the client from the player's broker user and the key file (README, "Calling the Web API").
 """
 
 from __future__ import annotations
