@@ -203,3 +203,23 @@ def test_search_finds_by_words(emulator: SpotifyEmulator, http: requests.Session
     assert [t["name"] for t in found["tracks"]["items"]] == ["Late Tram"]
     bad = http.get(f"{emulator.url}/v1/search", params={"q": "x"}, headers=headers, timeout=5)
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"days": -1}, "non-negative"),
+        ({"days": "old"}, "non-negative"),
+        ({"seconds": 1e308, "days": 1e308}, "non-negative"),
+        ({"weeks": 1}, "unknown keys"),
+        ({"revoke_on_refresh": "yes"}, "true or false"),
+    ],
+    ids=["negative", "text", "infinite", "unknown-key", "config-not-bool"],
+)
+def test_age_and_config_refuse_nonsense(
+    emulator: SpotifyEmulator, http: requests.Session, body: dict[str, object], words: str
+) -> None:
+    path = "config" if "revoke_on_refresh" in body else "age"
+    answer = http.post(f"{emulator.url}/_emulator/{path}", json=body, timeout=5)
+    assert answer.status_code == 400 and words in answer.json()["error"]
+    assert emulator.revoke_on_refresh is False
