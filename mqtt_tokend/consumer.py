@@ -119,6 +119,15 @@ class TokenConsumer:
         self._link.start()
         return self
 
+    def attach(self, link: MqttLink) -> TokenConsumer:
+        """Use a connection the caller owns, starts and stops, and that passes this consumer the
+        messages on `self.topic` (`receive`): one connection for several consumers, as a broker
+        that names sessions after the user requires of one process."""
+        if self._cipher is None:
+            self._cipher = self._read_keys()
+        self._link = link
+        return self
+
     def stop(self) -> None:
         """Disconnect."""
         link, self._link = self._link, None

@@ -119,6 +119,7 @@ class Command:
     config: bool = True
     log_level: str | None = "WARNING"
     options: tuple[Option, ...] = ()
+    own_help: bool = False  # the target parses its own options: `--help` goes to it
 
     def run(self, args: argparse.Namespace) -> int:
         """Load the config, set up logging, import the target and call it."""
@@ -269,6 +270,7 @@ COMMANDS = (
             "token_lifetime": a.token_lifetime,
             "shared_broker": a.shared_broker,
             "state_dir": Path(a.state_dir) if a.state_dir else None,
+            "relogin": a.relogin,
         },
         config=False,
         options=(
@@ -297,6 +299,11 @@ COMMANDS = (
                 },
             ),
             Option(("--state-dir",), {"help": "keep the demo's files here (default: a temp dir)"}),
+            _flag(
+                "--relogin",
+                "show the six-month re-login: Spotify ends the login, the agent asks for a "
+                "person, the demo logs in again as one would, and the agent is ok again",
+            ),
         ),
     ),
     Command(
@@ -306,6 +313,7 @@ COMMANDS = (
         lambda a: {"argv": a.emulator_args},
         config=False,
         log_level=None,
+        own_help=True,
         options=(
             Option(
                 ("emulator_args",),
@@ -333,7 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.text, description=command.text)
+        p = sub.add_parser(
+            command.name,
+            help=command.text,
+            description=command.text,
+            add_help=not command.own_help,
+        )
         p.set_defaults(command_row=command)
         if command.timeout is not None:
             p.add_argument(

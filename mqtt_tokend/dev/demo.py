@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -36,6 +36,7 @@ from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, port_open
 from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
+from mqtt_tokend.dev.relogin import States, relogin_scene
 from mqtt_tokend.errors import TokendError
 
 LOCAL_BROKER = ("127.0.0.1", 1883)
@@ -43,6 +44,7 @@ BASE_TOPIC = "lofi/spotify"
 SHARED_BASE_TOPIC = "mqtt-tokend-demo/{run}/spotify"  # on a shared broker: never a real agent's
 SHARED_DISCOVERY_PREFIX = "mqtt-tokend-demo/{run}/discovery"  # not Home Assistant's prefix
 STOP_TIMEOUT = 10.0
+EXAMPLE_PLAYER = Path(__file__).resolve().parents[2] / "examples" / "player.py"
 
 
 def _stamp() -> str:
@@ -189,10 +191,13 @@ class Narrator:
         self._out = out
         self._last_health: tuple[object, object] | None = None
         self._last_availability: bytes | None = None  # the agent re-says `online` with health
+        self.states = States()
+        self._say_lock = threading.Lock()
 
     def say(self, text: str) -> None:
-        """One time-stamped line."""
-        print(f"{_stamp()}  {text}", file=self._out, flush=True)
+        """One time-stamped line (whole, though a scene speaks from another thread)."""
+        with self._say_lock:
+            print(f"{_stamp()}  {text}", file=self._out, flush=True)
 
     def __call__(self, message: Message) -> None:
         """Narrate one message."""
@@ -222,14 +227,14 @@ class Narrator:
 
     def _health(self, health: dict[str, object]) -> None:
         key = (health.get("state"), health.get("last_refresh"))
-        if key == self._last_health:
-            return
-        self._last_health = key
-        next_refresh = health.get("next_refresh")
-        when = ""
-        if isinstance(next_refresh, int | float):
-            when = f"; next refresh in {max(0.0, next_refresh - time.time()):.0f} s"
-        self.say(f"health: {health.get('state')} ({health.get('message')}){when}")
+        if key != self._last_health:
+            self._last_health = key
+            next_refresh = health.get("next_refresh")
+            when = ""
+            if isinstance(next_refresh, int | float):
+                when = f"; next refresh in {max(0.0, next_refresh - time.time()):.0f} s"
+            self.say(f"health: {health.get('state')} ({health.get('message')}){when}")
+        self.states.add(str(health.get("state")))  # after the line: a scene speaks next
 
     @contextlib.contextmanager
     def watching(self, broker: Broker) -> Iterator[None]:
@@ -247,6 +252,7 @@ def run_demo(
     token_lifetime: float = 20.0,
     shared_broker: str | None = None,
     state_dir: Path | None = None,
+    relogin: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run everything until Ctrl-C or `duration` seconds; stop it all cleanly."""
@@ -281,9 +287,29 @@ def run_demo(
             )
             login(config, out)
             narrator = Narrator(broker.base_topic, TokenCipher.from_file(key_file), out)
+
+            def scene() -> None:
+                mqtt = MqttConfig(host=broker.host, port=broker.port)
+                refresh = Topics(broker.base_topic).request("refresh")
+
+                def ask_refresh() -> None:
+                    with oneshot(mqtt, timeout=5.0, purpose="demo-refresh") as session:
+                        session.publish(refresh, b"")
+
+                relogin_scene(
+                    emulator=emulator,
+                    config=config,
+                    states=narrator.states,
+                    ask_refresh=ask_refresh,
+                    login=lambda: login(config, out),
+                    say=narrator.say,
+                )
+
             try:
                 with narrator.watching(broker):
-                    _run_agent(config, broker, duration, stop, out)
+                    _run_agent(
+                        config, broker, duration, stop, out, scene=scene if relogin else None
+                    )
             finally:
                 if not broker.private:
                     mqtt = MqttConfig(host=broker.host, port=broker.port)
@@ -304,16 +330,26 @@ def run_demo(
 
 
 def _run_agent(
-    config: Path, broker: Broker, duration: float | None, stop: threading.Event, out: TextIO
+    config: Path,
+    broker: Broker,
+    duration: float | None,
+    stop: threading.Event,
+    out: TextIO,
+    *,
+    scene: Callable[[], None] | None = None,
 ) -> None:
     port = "" if broker.port == 1883 else f" -p {broker.port}"
     quoted = shlex.quote(str(config))
+    player = ""
+    if EXAMPLE_PLAYER.is_file():  # a checkout of the repository, not an installed wheel
+        where = shlex.quote(str(EXAMPLE_PLAYER))
+        player = f"A player:           {sys.executable} {where} --config {quoted}\n"
     print(
         f"""
 Watch the broker:   mosquitto_sub{port} -v -t '{broker.base_topic}/#'
 Force a refresh:    mosquitto_pub{port} -t {broker.base_topic}/request/refresh -n
 Get the token:      {sys.executable} -m mqtt_tokend --config {quoted} get-token
-Stop the demo:      Ctrl-C
+{player}Stop the demo:      Ctrl-C
 """,
         file=out,
         flush=True,
@@ -323,8 +359,11 @@ Stop the demo:      Ctrl-C
         agent = subprocess.Popen(
             [*_cli(config), "run"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
         )
+    started = time.monotonic()
     try:
-        stop.wait(duration)
+        if scene is not None:
+            scene()
+        stop.wait(None if duration is None else max(0.0, duration - (time.monotonic() - started)))
     except KeyboardInterrupt:
         print(file=out)
     finally:

@@ -90,3 +90,32 @@ def test_demo_on_a_shared_broker_leaves_no_retained_message(tmp_path: Path) -> N
         assert any(t.endswith("/config") for t in published), "it did publish discovery"
         assert not any(t.startswith(("lofi/spotify/", "homeassistant/")) for t in seen)
         assert retained_on(broker.port) == before
+
+
+def test_demo_relogin_shows_the_six_month_login_end_to_end() -> None:
+    """`./scripts/demo --relogin` (the script passes its options to `mqtt-tokend demo`)."""
+    result = subprocess.run(
+        [*CLI, "demo", "--relogin", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    steps = [
+        "Logged in to Spotify as",
+        "health: ok",
+        "login 181 days old",
+        "health: auth_required (Spotify refused the refresh token",
+        "a person now runs what health says: mqtt-tokend --config",
+        "Logged in to Spotify as",
+        "re-login scene: ok again",
+        "agent stopped (exit 0)",
+    ]
+    at = 0
+    for step in steps:
+        found = out.find(step, at)
+        assert found >= 0, f"{step!r} missing after position {at}:\n{out}"
+        at = found + len(step)
+    assert "Traceback" not in out + result.stderr

@@ -756,7 +756,7 @@ def test_faulted_refresh_changes_nothing(emulator: SpotifyEmulator, http: reques
     ("kwargs", "message"),
     [
         ({"kind": "explode"}, "fault kind"),
-        ({"kind": "status", "endpoint": "player"}, "fault endpoint"),
+        ({"kind": "status", "endpoint": "jukebox"}, "fault endpoint"),
         ({"kind": "status", "count": 0}, "fault count"),
         ({"kind": "status", "status": 200}, "fault status"),
         ({"kind": "delay", "delay": -1}, "fault delay"),
@@ -794,7 +794,11 @@ def test_control_endpoints(emulator: SpotifyEmulator, http: requests.Session) ->
     )
 
     config = http.post(f"{control}/config", json={"token_lifetime": 5, "refresh_token_max_age": 60})
-    assert config.json() == {"token_lifetime": 5.0, "refresh_token_max_age": 60.0}
+    assert config.json() == {
+        "token_lifetime": 5.0,
+        "refresh_token_max_age": 60.0,
+        "revoke_on_refresh": False,
+    }
     assert emulator.refresh_token_max_age == 60.0
     assert pkce_login(emulator, http)["expires_in"] == 5
     assert http.post(f"{control}/config", json={"refresh_token_max_age": None}).ok
@@ -919,7 +923,7 @@ def test_malformed_form_and_basic_do_not_break_the_server(
 
 
 def test_unknown_path_and_wrong_method(emulator: SpotifyEmulator, http: requests.Session) -> None:
-    missing = http.get(f"{emulator.url}/v1/me/player/queue")
+    missing = http.get(f"{emulator.url}/v1/me/player/recently-played")
     assert missing.status_code == 404
     assert missing.json()["error"]["status"] == 404
     assert http.get(f"{emulator.url}/api/token").status_code == 405
@@ -992,8 +996,8 @@ def test_main_prints_its_url_and_stops_on_signal(stop_signal: signal.Signals) ->
         match = re.fullmatch(r"Spotify emulator listening on (http://127\.0\.0\.1:\d+)\n", first)
         assert match, first
         url = match.group(1)
-        assert DEMO_CLIENT_ID in process.stdout.readline()
-        assert DEMO_CONFIDENTIAL_CLIENT_ID in process.stdout.readline()
+        clients = "".join(process.stdout.readline() for _ in range(3))
+        assert DEMO_CLIENT_ID in clients and DEMO_CONFIDENTIAL_CLIENT_ID in clients
         answer = requests.post(
             f"{url}/api/token",
             data={"grant_type": "client_credentials"},

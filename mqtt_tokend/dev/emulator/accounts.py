@@ -13,7 +13,7 @@ import math
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -21,40 +21,9 @@ CODE_LIFETIME = 600.0
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
-DEMO_USER: dict[str, Any] = {
-    "id": "lofi-demo-user",
-    "display_name": "LoFi Demo",
-    "email": "lofi-demo@example.com",
-    "product": "premium",
-    "country": "DE",
-    "type": "user",
-    "uri": "spotify:user:lofi-demo-user",
-    "href": "https://api.spotify.com/v1/users/lofi-demo-user",
-    "followers": {"href": None, "total": 0},
-    "images": [],
-}
-DEMO_DEVICES: list[dict[str, Any]] = [
-    {
-        "id": "7c3f0a5e1b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e",
-        "is_active": True,
-        "is_private_session": False,
-        "is_restricted": False,
-        "name": "LoFi Pi",
-        "type": "Speaker",
-        "volume_percent": 60,
-        "supports_volume": True,
-    },
-    {
-        "id": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d",
-        "is_active": False,
-        "is_private_session": False,
-        "is_restricted": False,
-        "name": "Kitchen",
-        "type": "Computer",
-        "volume_percent": 35,
-        "supports_volume": True,
-    },
-]
+# Spotify ends a login (every refresh token descending from one authorization) after about
+# six months; the agent's `refresh_token_max_age_days` defaults to the same 180 days.
+SIX_MONTHS = 180 * 86400.0
 
 
 class AuthorizeError(ValueError):
@@ -106,8 +75,16 @@ class _Access:
     scope: str
     expires_at: float
     user: bool
+    session: _Session | None = None  # the login a user token descends from
     revoked: bool = False
     expired: bool = False
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """An accepted bearer token: whether it is a user's (else an app token)."""
+
+    user: bool
 
 
 @dataclass
@@ -179,6 +156,9 @@ class Accounts:
         # Spotify rotated PKCE refresh tokens (single use) until 2026-06-18; since then it
         # returns none and the first one lives six months. False models today's behaviour.
         self.rotate_refresh_tokens = True
+        # Whether a refresh ends the access tokens issued before it (401 "Invalid access token"),
+        # so a client meets a real 401 after another process refreshed.
+        self.revoke_on_refresh = False
         self._issued: list[str] = []  # every code and token, for tests that hunt for leaks
 
     @property
@@ -253,10 +233,10 @@ class Accounts:
                 return self._refresh(form, caller)
             if not caller.authenticated or caller.client_id is None:
                 return oauth_error("invalid_client", "Invalid client")
-            return self._issue(caller.client_id, "", user=False, refresh=None)
+            return self._issue(caller.client_id, "", session=None, new_refresh=False)
 
-    def user_resource(self, name: str, authorization: str | None) -> Answer:
-        """GET /v1/me ("me") or /v1/me/player/devices ("devices") for a bearer token."""
+    def bearer(self, authorization: str | None) -> Bearer | Answer:
+        """The Web API's check of an Authorization header: the token, or the 401 to send."""
         scheme, _, token = (authorization or "").partition(" ")
         with self._lock:
             record = self._tables.access.get(token.strip()) if scheme.lower() == "bearer" else None
@@ -264,11 +244,7 @@ class Accounts:
                 return api_error(401, "Invalid access token")
             if record.expired or self._clock() >= record.expires_at:
                 return api_error(401, "The access token expired")
-        if not record.user:
-            return api_error(403, "This endpoint needs a user's access token, not an app token")
-        if name == "me":
-            return Answer(200, dict(DEMO_USER))
-        return Answer(200, {"devices": [dict(device) for device in DEMO_DEVICES]})
+            return Bearer(user=record.user)
 
     def issued_secrets(self) -> list[str]:
         """Every authorization code, access token and refresh token handed out so far."""
@@ -287,6 +263,25 @@ class Accounts:
                 refresh.revoked = True
             for access in self._tables.access.values():
                 access.revoked = True
+
+    def age_logins(self, seconds: float) -> None:
+        """Move every login's authorization `seconds` into the past (`refresh_token_max_age`
+        then ends those older than it, as Spotify ends a login after six months)."""
+        if isinstance(seconds, bool) or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("seconds must be a non-negative number")
+        with self._lock:
+            aged: dict[int, _Session] = {}
+
+            def older(old: _Session) -> _Session:
+                return aged.setdefault(
+                    id(old), replace(old, authorized_at=old.authorized_at - seconds)
+                )
+
+            for refresh in self._tables.refresh.values():
+                refresh.session = older(refresh.session)
+            for access in self._tables.access.values():
+                if access.session is not None:
+                    access.session = older(access.session)
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far count as expired."""
@@ -348,7 +343,7 @@ class Accounts:
             return oauth_error("invalid_client", "Invalid client")
         del self._tables.codes[code]
         session = _Session(record.client_id, record.scope, not caller.authenticated, now)
-        return self._issue(record.client_id, record.scope, user=True, refresh=session)
+        return self._issue(record.client_id, record.scope, session=session, new_refresh=True)
 
     def _refresh(self, form: Mapping[str, str], caller: _Caller) -> Answer:
         token = form.get("refresh_token")
@@ -370,24 +365,29 @@ class Accounts:
         rotate = session.pkce and self.rotate_refresh_tokens
         if rotate:
             record.revoked = True  # single-use: the new one replaces it at once
-        return self._issue(
-            session.client_id, session.scope, user=True, refresh=session if rotate else None
-        )
+        if self.revoke_on_refresh:
+            for access in self._tables.access.values():
+                access.revoked = access.revoked or access.session is session
+        return self._issue(session.client_id, session.scope, session=session, new_refresh=rotate)
 
-    def _issue(self, client_id: str, scope: str, *, user: bool, refresh: _Session | None) -> Answer:
+    def _issue(
+        self, client_id: str, scope: str, *, session: _Session | None, new_refresh: bool
+    ) -> Answer:
+        """A new access token (a user's when `session` is given), and a refresh token too."""
         access_token = secrets.token_urlsafe(48)
         self._issued.append(access_token)
         expires_at = self._clock() + self._token_lifetime
-        self._tables.access[access_token] = _Access(client_id, scope, expires_at, user)
+        user = session is not None
+        self._tables.access[access_token] = _Access(client_id, scope, expires_at, user, session)
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
             "scope": scope,
             "expires_in": _number(self._token_lifetime),
         }
-        if refresh is not None:
+        if session is not None and new_refresh:
             refresh_token = secrets.token_urlsafe(96)
             self._issued.append(refresh_token)
-            self._tables.refresh[refresh_token] = _Refresh(refresh)
+            self._tables.refresh[refresh_token] = _Refresh(session)
             body["refresh_token"] = refresh_token
         return Answer(200, body)

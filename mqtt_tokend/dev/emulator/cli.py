@@ -5,15 +5,25 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from mqtt_tokend.dev.emulator.accounts import SIX_MONTHS
+from mqtt_tokend.dev.emulator.control import CONTROL_HELP
 from mqtt_tokend.dev.emulator.server import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_CONFIDENTIAL_CLIENT_ID,
     SpotifyEmulator,
+)
+
+_CLIENTS = (
+    "accepted clients (any other client_id is refused):\n"
+    f"  public (PKCE) client_id: {DEMO_CLIENT_ID}\n"
+    f"  confidential client_id:  {DEMO_CONFIDENTIAL_CLIENT_ID}"
+    f"  client_secret: {DEMO_CLIENT_SECRET} (a public demo secret)"
 )
 
 
@@ -36,7 +46,15 @@ def _port(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mqtt-tokend emulator",
-        description="Imitate Spotify's Accounts service and Web API on this machine.",
+        description=textwrap.fill(
+            "Imitate Spotify's Accounts service (/authorize, /api/token) and the Web API calls "
+            "a player makes (/v1/me, /v1/me/player, .../devices, .../play, .../pause, "
+            "/v1/search, /v1/tracks/ID) on this machine. Point spotify.accounts_url and "
+            "spotify.api_url at the address it prints.",
+            width=90,
+        ),
+        epilog=f"{_CLIENTS}\n\n{CONTROL_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_port, default=0, help="port (default 0: any free port)")
@@ -46,8 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--refresh-token-max-age",
         type=_seconds,
-        default=None,
-        help="seconds after authorization when refresh tokens die (default: never)",
+        default=SIX_MONTHS,
+        help="seconds after authorization when a login's refresh tokens die (default: "
+        f"{SIX_MONTHS:.0f}, six months, as Spotify)",
+    )
+    parser.add_argument(
+        "--revoke-on-refresh",
+        action="store_true",
+        help="a refresh ends the login's older access tokens: they answer 401, as Spotify's do, "
+        "so a consumer holding one meets a real 401",
     )
     return parser
 
@@ -60,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         token_lifetime=args.token_lifetime,
         refresh_token_max_age=args.refresh_token_max_age,
+        revoke_on_refresh=args.revoke_on_refresh,
     )
     try:
         emulator.start()
@@ -77,12 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"Spotify emulator listening on {emulator.url}", flush=True)
-        print(f"  public (PKCE) client_id: {DEMO_CLIENT_ID}", flush=True)
-        print(
-            f"  confidential client_id:  {DEMO_CONFIDENTIAL_CLIENT_ID}"
-            f"  client_secret: {DEMO_CLIENT_SECRET} (a public demo secret)",
-            flush=True,
-        )
+        print(_CLIENTS, flush=True)
+        print(f"control endpoints (see --help): URL={emulator.url}", flush=True)
         done.wait()
     except KeyboardInterrupt:
         pass

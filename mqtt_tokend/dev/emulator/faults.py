@@ -6,8 +6,10 @@ import math
 import threading
 from dataclasses import dataclass
 
+from mqtt_tokend.dev.emulator.webapi import API_ENDPOINTS
+
 FAULT_KINDS = ("status", "rate_limit", "delay", "drop", "garbage", "truncated", "trickle")
-ENDPOINTS = ("token", "authorize", "me", "devices")
+ENDPOINTS = ("token", "authorize", *API_ENDPOINTS)
 FAULT_ENDPOINTS = (*ENDPOINTS, "any")
 
 

@@ -11,14 +11,15 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+from mqtt_tokend.dev.emulator import webapi
 from mqtt_tokend.dev.emulator.accounts import (
-    DEMO_DEVICES,
-    DEMO_USER,
     GRANT_TYPES,
+    Answer,
     AuthorizeError,
     api_error,
     oauth_error,
 )
+from mqtt_tokend.dev.emulator.control import CONTROL
 from mqtt_tokend.dev.emulator.faults import Fault
 from mqtt_tokend.dev.emulator.framing import (
     Trickle,
@@ -30,19 +31,18 @@ from mqtt_tokend.dev.emulator.framing import (
 from mqtt_tokend.dev.emulator.httpd import EmulatorServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
 _LOG = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
-# (method, path) -> endpoint name, for the calls Spotify serves (these count and take faults)
-_SPOTIFY = {
+# (method, path) -> endpoint name, for the Accounts service (these count and take faults, as
+# the Web API's endpoints in `webapi.ROUTES` do)
+_ACCOUNTS = {
     ("GET", "/authorize"): "authorize",
     ("POST", "/api/token"): "token",
-    ("GET", "/v1/me"): "me",
-    ("GET", "/v1/me/player/devices"): "devices",
 }
 _GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream hiccup</body></html>"
 # What a cut-off answer would have been; never a real token.
@@ -54,11 +54,7 @@ _PLAUSIBLE: dict[str, dict[str, Any]] = {
         "expires_in": 3600,
     },
     "authorize": {"error": "server_error"},
-    "me": DEMO_USER,
-    "devices": {"devices": DEMO_DEVICES},
 }
-_FAULT_FIELDS = frozenset(("kind", "endpoint", "count", "status", "retry_after", "delay"))
-_CONFIG_FIELDS = frozenset(("token_lifetime", "refresh_token_max_age"))
 
 
 class EmulatorHandler(BaseHTTPRequestHandler):
@@ -117,13 +113,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        control = _CONTROL.get((self.command, path))
+        control = CONTROL.get((self.command, path))
+        endpoint = _ACCOUNTS.get((self.command, path)) or webapi.route(self.command, path)
         try:
-            if (self.command, path) in _SPOTIFY:
-                self._spotify(_SPOTIFY[(self.command, path)], body)
+            if endpoint is not None:
+                self._spotify(endpoint, path, body)
             elif control is not None:
-                control(self, body)
-            elif path in _KNOWN_PATHS:
+                status, answer = control(self._srv, body)
+                self._json(answer, status)
+            elif path in _KNOWN_PATHS or webapi.known_path(path):
                 self._json(api_error(405, "Method not allowed").body, 405)
             else:
                 self._json(api_error(404, "Service not found").body, 404)
@@ -181,7 +179,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     # -- Spotify ---------------------------------------------------------------------------
 
-    def _spotify(self, endpoint: str, body: bytes) -> None:
+    def _spotify(self, endpoint: str, path: str, body: bytes) -> None:
         srv = self._srv
         srv.counters.add(endpoint)
         form = parse_form(body) if endpoint == "token" else None
@@ -195,7 +193,23 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         elif endpoint == "token":
             self._token(form)
         else:
-            answer = srv.accounts.user_resource(endpoint, self.headers.get("Authorization"))
+            self._api(endpoint, path, body)
+
+    def _api(self, endpoint: str, path: str, body: bytes) -> None:
+        bearer = self._srv.accounts.bearer(self.headers.get("Authorization"))
+        if isinstance(bearer, Answer):
+            answer = bearer
+        else:
+            try:
+                document = json.loads(body) if body else None
+            except (ValueError, RecursionError):
+                document = None
+            query = first_values(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            request = webapi.Request(endpoint, path, query, document)
+            answer = self._srv.webapi.answer(request, user=bearer.user)
+        if answer.status == 204:
+            self._send(204, b"", None)
+        else:
             self._json(answer.body, answer.status)
 
     def _authorize(self) -> None:
@@ -249,7 +263,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._send(200, _GARBAGE, "text/html; charset=utf-8")
             return True
         if fault.kind == "truncated":
-            full = json.dumps(_PLAUSIBLE[endpoint]).encode()
+            full = json.dumps(_PLAUSIBLE.get(endpoint) or webapi.plausible(endpoint)).encode()
             self._send(200, full[: len(full) // 2], "application/json")
             return True
         if fault.kind == "trickle":
@@ -282,93 +296,5 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         else:
             self._json(api_error(status, reason_phrase(status)).body, status, headers)
 
-    # -- control endpoints -----------------------------------------------------------------
 
-    def _json_object(self, body: bytes, allowed: frozenset[str]) -> dict[str, Any] | None:
-        """The body as a JSON object with only `allowed` keys, or None after a 400."""
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
-            self._json({"error": "the body must be a JSON object"}, 400)
-            return None
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            expected = ", ".join(sorted(allowed))
-            self._json({"error": f"unknown keys {unknown}; expected some of: {expected}"}, 400)
-            return None
-        return value
-
-    def _inject(self, body: bytes) -> None:
-        spec = self._json_object(body, _FAULT_FIELDS)
-        if spec is None:
-            return
-        if "kind" not in spec:
-            self._json({"error": "a fault needs a kind"}, 400)
-            return
-        try:
-            fault = Fault(**spec)
-        except (TypeError, ValueError) as err:
-            self._json({"error": str(err)}, 400)
-            return
-        self._srv.faults.add(fault)
-        self._json({"pending": len(self._srv.faults)})
-
-    def _clear_faults(self, _body: bytes) -> None:
-        self._srv.faults.clear()
-        self._json({"pending": 0})
-
-    def _revoke(self, _body: bytes) -> None:
-        self._srv.accounts.revoke_all()
-        self._json({"revoked": True})
-
-    def _expire(self, _body: bytes) -> None:
-        self._srv.accounts.expire_access_tokens()
-        self._json({"expired": True})
-
-    def _show_config(self, _body: bytes = b"") -> None:
-        accounts = self._srv.accounts
-        config = {
-            "token_lifetime": accounts.token_lifetime,
-            "refresh_token_max_age": accounts.refresh_token_max_age,
-        }
-        self._json(config)
-
-    def _config(self, body: bytes) -> None:
-        spec = self._json_object(body, _CONFIG_FIELDS)
-        if spec is None:
-            return
-        accounts = self._srv.accounts
-        before = (accounts.token_lifetime, accounts.refresh_token_max_age)
-        try:
-            if "token_lifetime" in spec:
-                accounts.token_lifetime = spec["token_lifetime"]
-            if "refresh_token_max_age" in spec:
-                accounts.refresh_token_max_age = spec["refresh_token_max_age"]
-        except (TypeError, ValueError) as err:
-            accounts.token_lifetime, accounts.refresh_token_max_age = before
-            message = str(err) if isinstance(err, ValueError) else "the values must be numbers"
-            self._json({"error": message}, 400)
-            return
-        self._show_config()
-
-    def _stats(self, _body: bytes) -> None:
-        self._json(self._srv.counters.snapshot())
-
-    def _reset_stats(self, _body: bytes) -> None:
-        self._srv.counters.reset()
-        self._json(self._srv.counters.snapshot())
-
-
-_CONTROL: dict[tuple[str, str], Callable[[EmulatorHandler, bytes], None]] = {
-    ("POST", "/_emulator/faults"): EmulatorHandler._inject,
-    ("DELETE", "/_emulator/faults"): EmulatorHandler._clear_faults,
-    ("POST", "/_emulator/revoke"): EmulatorHandler._revoke,
-    ("POST", "/_emulator/expire"): EmulatorHandler._expire,
-    ("GET", "/_emulator/config"): EmulatorHandler._show_config,
-    ("POST", "/_emulator/config"): EmulatorHandler._config,
-    ("GET", "/_emulator/stats"): EmulatorHandler._stats,
-    ("DELETE", "/_emulator/stats"): EmulatorHandler._reset_stats,
-}
-_KNOWN_PATHS = frozenset(path for _, path in (*_SPOTIFY, *_CONTROL))
+_KNOWN_PATHS = frozenset(path for _, path in (*_ACCOUNTS, *CONTROL))

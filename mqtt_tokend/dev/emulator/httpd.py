@@ -18,6 +18,7 @@ from typing import Any
 
 from mqtt_tokend.dev.emulator.accounts import GRANT_TYPES, Accounts
 from mqtt_tokend.dev.emulator.faults import ENDPOINTS, FaultQueue
+from mqtt_tokend.dev.emulator.webapi import WebApi
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,11 +68,13 @@ class EmulatorServer(ThreadingHTTPServer):
         *,
         handler: type[BaseHTTPRequestHandler],
         accounts: Accounts,
+        webapi: WebApi,
         faults: FaultQueue,
         counters: Counters,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.accounts = accounts
+        self.webapi = webapi
         self.faults = faults
         self.counters = counters
         self.stopping = threading.Event()

@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
-from mqtt_tokend.dev.emulator.accounts import Accounts, AuthorizeError
+from mqtt_tokend.dev.emulator.accounts import SIX_MONTHS, Accounts, AuthorizeError
 from mqtt_tokend.dev.emulator.faults import Fault, FaultQueue
 from mqtt_tokend.dev.emulator.handler import EmulatorHandler
 from mqtt_tokend.dev.emulator.httpd import Counters, EmulatorServer
+from mqtt_tokend.dev.emulator.webapi import WebApi
 
 _LOG = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ class SpotifyEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         token_lifetime: float = 3600.0,
-        refresh_token_max_age: float | None = None,
+        refresh_token_max_age: float | None = SIX_MONTHS,
+        revoke_on_refresh: bool = False,
         clients: Mapping[str, str | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -53,6 +55,8 @@ class SpotifyEmulator:
             refresh_token_max_age=refresh_token_max_age,
             clock=clock,
         )
+        self._accounts.revoke_on_refresh = revoke_on_refresh
+        self._webapi = WebApi()
         self._faults = FaultQueue()
         self._counters = Counters()
         self._server: EmulatorServer | None = None
@@ -79,6 +83,7 @@ class SpotifyEmulator:
             self._port,
             handler=EmulatorHandler,
             accounts=self._accounts,
+            webapi=self._webapi,
             faults=self._faults,
             counters=self._counters,
         )
@@ -161,8 +166,9 @@ class SpotifyEmulator:
 
         Kinds: "status", "rate_limit", "delay", "drop", "garbage", "truncated", "trickle" (a
         503 sent one byte every `delay` seconds, as a stalled front end does); endpoints:
-        "token", "authorize", "me", "devices" or "any". A faulted request still counts in
-        `calls()`, and (but for "delay") changes no state: no code is used, no token rotated.
+        one of FAULT_ENDPOINTS ("token", "authorize", a Web API endpoint) or "any". A faulted
+        request still counts in `calls()`, and (but for "delay") changes no state: no code is
+        used, no token rotated.
         """
         self._faults.add(Fault(kind, endpoint, count, status, retry_after, delay))
 
@@ -173,6 +179,19 @@ class SpotifyEmulator:
     def revoke_all(self) -> None:
         """Revoke every refresh token and access token issued so far."""
         self._accounts.revoke_all()
+
+    @property
+    def revoke_on_refresh(self) -> bool:
+        """Whether a refresh ends the login's older access tokens (they answer 401)."""
+        return self._accounts.revoke_on_refresh
+
+    @revoke_on_refresh.setter
+    def revoke_on_refresh(self, value: bool) -> None:
+        self._accounts.revoke_on_refresh = bool(value)
+
+    def age_logins(self, seconds: float) -> None:
+        """Make every login `seconds` older (past `refresh_token_max_age` it is ended)."""
+        self._accounts.age_logins(seconds)
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far count as expired."""
