@@ -19,7 +19,10 @@ from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wording import span, user_name
+from mqtt_tokend.core.monitor_rules import SERVICE
 from mqtt_tokend.errors import BrokerError, InputError, StoreError
+
+INSTALLED_DIR = Path("/etc/mqtt-tokend")  # where setup_auto_tokens.sh puts the configs
 
 
 def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
@@ -91,8 +94,21 @@ def authorize(
         spotify.close()
     who = user_name(profile) or "an unknown user"
     print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
-    print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
+    print(
+        f"The running agent picks them up by itself; if it is not running: {start_command(config)}",
+        file=err,
+    )
     return 0
+
+
+def start_command(config: Config) -> str:
+    """How this config's agent is started: its systemd unit on an installed Pi (a config in
+    /etc/mqtt-tokend), else `mqtt-tokend run` in the foreground."""
+    path = config.path
+    if path is not None and path.parent == INSTALLED_DIR and path.suffix == ".toml":
+        unit = SERVICE if path.stem == "config" else f"{SERVICE}@{path.stem}"
+        return f"sudo systemctl start {unit}.service"
+    return f"mqtt-tokend{f' --config {path}' if path else ''} run"
 
 
 def _read_redirect(path: str, stdin: TextIO) -> str:
@@ -311,7 +327,7 @@ def rotate_key(
     if not republished:
         print(
             "mqtt-tokend: the agent answered but still publishes with an old key: can it read "
-            f"{path}? See its log (`journalctl -u lofi-pi-token-manager`).",
+            f"{path}? See its log (`sudo journalctl -u lofi-pi-token-manager`).",
             file=err,
         )
         return 1

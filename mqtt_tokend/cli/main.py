@@ -83,9 +83,27 @@ def keygen(*, key_file: str | None, config_file: str | None, force: bool) -> int
     from mqtt_tokend.config import load_config
 
     path = Path(key_file) if key_file else load_config(config_file).agent.key_file
-    write_key_file(path, force=force)
+    try:
+        write_key_file(path, force=force)
+    except PermissionError:
+        print(
+            f"mqtt-tokend: cannot write {path} (permission denied). On an installed Pi the "
+            "installer makes the key with its owner and group: run `sudo "
+            "deploy/setup_auto_tokens.sh` in the checkout (it keeps an existing key); to add "
+            "a new key to an existing one: `sudo mqtt-tokend rotate-key`",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as err:
+        print(f"mqtt-tokend: cannot write {path}: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(f"wrote a new Fernet key to {path} (mode 0600)")
-    print(f"consumers need to read it: chgrp <their group> {path} && chmod 640 {path}")
+    # The layout the installer makes: the consumers' group reads the key, and nothing else.
+    print(
+        "consumers read it through the group mqtt-tokend-key, as an install sets it up: "
+        f"sudo groupadd -f --system mqtt-tokend-key && sudo chgrp mqtt-tokend-key {path} "
+        f"&& sudo chmod 0440 {path}"
+    )
     return 0
 
 
@@ -178,9 +196,10 @@ COMMANDS = (
     Command(
         "status",
         "show the agent's state",
-        f"{COMMANDS_MODULE}:status",
-        lambda a: {"as_json": a.json, "timeout": a.timeout},
+        "mqtt_tokend.cli.anyone:status_for_anyone",
+        lambda a: {"config_file": a.config, "as_json": a.json, "timeout": a.timeout},
         timeout=3,
+        config=False,
         options=(_flag("--json", "machine-readable output"),),
     ),
     Command(
