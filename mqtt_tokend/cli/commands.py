@@ -15,7 +15,7 @@ from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract import wire
-from mqtt_tokend.contract.health import ExitCode, judge
+from mqtt_tokend.contract.health import ExitCode, auth_command, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wording import span, user_name
@@ -60,7 +60,7 @@ def authorize(
         if pending is None and redirect_url is not None:
             # Name what was pasted (a used or expired redirect), never start a login unasked.
             login.code_from_redirect(redirect_url, expected_state=None, used_state=used)
-            raise InputError("no login is in progress: start one with `mqtt-tokend auth`")
+            raise InputError(f"no login is in progress: start one with `{_auth(config)}`")
         if pending is None:
             pending = login.begin(spotify, config.spotify, now=time.time())
             login.save_pending(store, cipher, pending)
@@ -85,7 +85,7 @@ def authorize(
             if not pasted:
                 raise InputError(
                     "no redirect URL was given; finish this login later with "
-                    "`mqtt-tokend auth --redirect-file -` (paste the address, then Enter)"
+                    f"`{_auth(config)} --redirect-file -` (paste the address, then Enter)"
                 )
         code = login.code_from_redirect(pasted, expected_state=pending.state, used_state=used)
         profile = login.complete(pending, code, spotify=spotify, store=store)
@@ -99,6 +99,11 @@ def authorize(
         file=err,
     )
     return 0
+
+
+def _auth(config: Config) -> str:
+    """The login command as this config's user types it (`sudo mqtt-tokend auth` on a Pi)."""
+    return auth_command(str(config.path) if config.path else None)
 
 
 def start_command(config: Config) -> str:
@@ -289,7 +294,7 @@ def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO =
 
     removed = [path.name for path in remove_login(state_dir)]
     print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
-    print("log in again with `mqtt-tokend auth`", file=out)
+    print(f"log in again with `{_auth(config)}`", file=out)
     return 0
 
 
