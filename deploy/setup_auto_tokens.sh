@@ -91,6 +91,9 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--c
                   config, key, state
   --purge         --uninstall, and remove $CONFIG_DIR, $STATE_DIR, the broker's mqtt-tokend
                   files, and the user and group $APP_USER
+
+Environment: MQTT_TOKEND_KEEP_RETAINED=1 makes --uninstall and --purge leave the agent's
+retained messages on the broker (when it cannot be reached and never will be again).
 EOF
 }
 
