@@ -34,12 +34,6 @@ def rebase_config(config: Path, root: Path, port: int) -> None:
     config.write_text(text)
 
 
-def credentials(root: Path) -> dict[str, str]:
-    """The passwords the installer generated (user -> password)."""
-    text = (root / "etc/mosquitto/mqtt-tokend/credentials").read_text()
-    return dict(line.split(":", 1) for line in text.splitlines())
-
-
 def connected(port: int, username: str | None, password: str | None = None) -> Peer:
     """A client that is connected (or the test fails)."""
     peer = Peer(port, username, password)

@@ -31,7 +31,7 @@ from mqtt_tokend.cli.commands import start_command
 from mqtt_tokend.config import parse_config
 from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.deploy.conftest import DEPLOY, REPO, WAIT, Peer, free_port, run_installer
-from tests.deploy.staged_install import credentials, rebase_config
+from tests.deploy.staged_install import rebase_config
 from tests.deploy.test_broker_merge import Staged
 from tests.integration.conftest import approve
 
@@ -239,7 +239,7 @@ def pi(snapshot: Path) -> Iterator[Pi]:
                 staged.root,
                 shims(home / "bin", staged.root, staged.port),
                 staged,
-                credentials(staged.root)["homeassistant"],
+                staged.credentials()["homeassistant"],
                 "",
             )
             made.login_output = login(made)

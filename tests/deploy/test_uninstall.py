@@ -17,7 +17,6 @@ from tests.deploy.staged_install import (
     BASE,
     agent_traces,
     connected,
-    credentials,
     leave_agent_traces,
     rebase_config,
     retained,
@@ -62,7 +61,7 @@ def prepare(staged: Staged, layout: str) -> dict[str, bytes]:
 def install(staged: Staged, layout: str) -> None:
     staged.install(*(["--lock-down-broker"] if layout == "lock-down" else []))
     rebase_config(staged.root / "etc/mqtt-tokend/config.toml", staged.root, staged.port)
-    leave_agent_traces(staged.port, credentials(staged.root)["mqtt-tokend"], DISCOVERY)
+    leave_agent_traces(staged.port, staged.credentials()["mqtt-tokend"], DISCOVERY)
 
 
 def after_uninstall(staged: Staged, passwords: dict[str, str]) -> None:
@@ -87,7 +86,7 @@ def test_every_order_of_uninstall_and_purge_leaves_no_trace(
 ) -> None:
     before = prepare(staged, layout)
     install(staged, layout)
-    passwords = credentials(staged.root)
+    passwords = staged.credentials()
     for number, args in enumerate(steps):
         result = staged.install(*args)
         cleared = "removed 6 retained messages under lofi/spotify/ and the Home Assistant device"
