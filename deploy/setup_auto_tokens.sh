@@ -10,14 +10,20 @@
 #   sudo deploy/setup_auto_tokens.sh --lock-down-broker
 #                                                 same, with the shipped broker config on a
 #                                                 stock Mosquitto: no anonymous clients
-#   sudo deploy/setup_auto_tokens.sh --uninstall  remove units, cron line, venv and the
+#   sudo deploy/setup_auto_tokens.sh --uninstall  stop the agent, take its retained messages and
+#                                                 Home Assistant device off the broker, remove
+#                                                 units, cron line, venv and the
 #                                                 /usr/local/bin/mqtt-tokend wrapper; keep data
-#   sudo deploy/setup_auto_tokens.sh --purge      also remove config, key, state, broker files,
-#                                                 and the user
+#   sudo deploy/setup_auto_tokens.sh --purge      all that, and remove config, key, state, broker
+#                                                 files, and the user (any order, any number of
+#                                                 times: each run finishes what is left)
 #   deploy/setup_auto_tokens.sh --root DIR        install into a staging tree; the host is not
 #                                                 touched (no useradd, chown or systemctl: those
 #                                                 are printed as "would run:")
 set -euo pipefail
+# Files are public unless a step makes them secret: every secret is written inside a
+# `umask 077` subshell, so it is never readable by others, not even before its chmod.
+umask 022
 
 readonly SELF="${BASH_SOURCE[0]}"
 REPO="$(cd "$(dirname "$SELF")/.." && pwd)"
@@ -62,7 +68,8 @@ usage() {
     cat <<EOF
 Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--cron]
        [--python PATH] [--ha-user NAME]
-       $SELF [--root DIR] --uninstall [--purge]
+       $SELF [--root DIR] [--broker-restart CMD] --uninstall [--purge]
+       $SELF [--root DIR] [--broker-restart CMD] --purge
 
   --root DIR      install into DIR as if it were / (for packaging and tests); nothing on the
                   host changes, and host-only steps are printed as "would run: ..."
@@ -70,7 +77,7 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--c
   --no-mosquitto  leave Mosquitto alone (default: configure it when it is installed)
   --lock-down-broker
                   on Mosquitto's stock configuration, install the shipped one: no anonymous
-                  clients, no packet above 16 KiB, client id = user name (for a Pi where
+                  clients, no packet above 16 KiB (for a Pi where
                   nothing else uses the broker). Default: anonymous clients on loopback keep
                   every topic except the agent's
   --ha-user NAME  the broker account Home Assistant already logs in with: it keeps its
@@ -80,10 +87,17 @@ Usage: $SELF [--root DIR] [--no-venv] [--no-mosquitto] [--lock-down-broker] [--c
   --python PATH   the Python (3.11 or newer) that builds the venv (default: python3)
   --broker-restart CMD
                   how to restart Mosquitto after its files changed (default: systemctl
-                  restart mosquitto.service; with --root the default only prints it)
-  --uninstall     remove the units, the cron line and $PREFIX; keep config, key, state
-  --purge         with --uninstall: also remove $CONFIG_DIR, $STATE_DIR, the broker's
-                  mqtt-tokend files, and the user and group $APP_USER
+                  restart mosquitto.service; with --root the default only prints it, and
+                  with --root and this option the staged broker is a live one: --uninstall
+                  and --purge clear it)
+  --uninstall     stop the agent, clear its retained messages and Home Assistant device
+                  from the broker, remove the units, the cron line and $PREFIX; keep
+                  config, key, state
+  --purge         --uninstall, and remove $CONFIG_DIR, $STATE_DIR, the broker's mqtt-tokend
+                  files, and the user and group $APP_USER
+
+Environment: MQTT_TOKEND_KEEP_RETAINED=1 makes --uninstall and --purge leave the agent's
+retained messages on the broker (when it cannot be reached and never will be again).
 EOF
 }
 
@@ -131,7 +145,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-[[ $PURGE -eq 0 || $ACTION == uninstall ]] || die "--purge goes with --uninstall"
+[[ $PURGE -eq 0 ]] || ACTION=uninstall
 
 if [[ -n $ROOT ]]; then
     mkdir -p "$ROOT"
@@ -275,6 +289,34 @@ agent_password() {
     fi
 }
 
+# What the broker step records beside the broker's files: the generated passwords, and the
+# users it added to a password file that is not ours. A failed step (a broker that did not
+# restart, and was rolled back) must leave none of it behind, so each is saved first and put
+# back (or removed) afterwards.
+readonly BROKER_RECORDS=("$MOSQUITTO_DIR/credentials" "$MOSQUITTO_DIR/added-users")
+
+save_broker_records() {
+    local saved=$1 path
+    for path in "${BROKER_RECORDS[@]}"; do
+        if [[ -e $ROOT$path ]]; then cp -p "$ROOT$path" "$saved/${path##*/}"; fi
+    done
+}
+
+restore_broker_records() {
+    local saved=$1 path
+    for path in "${BROKER_RECORDS[@]}"; do
+        if [[ -e $saved/${path##*/} ]]; then
+            if ! cmp -s "$saved/${path##*/}" "$ROOT$path"; then
+                (umask 077 && cp -p "$saved/${path##*/}" "$ROOT$path")
+                say "restored $path"
+            fi
+        elif [[ -e $ROOT$path ]]; then
+            rm -f "$ROOT$path"
+            say "removed $path"
+        fi
+    done
+}
+
 setup_mosquitto() {
     if [[ $WITH_MOSQUITTO -eq 0 ]]; then
         say "skipped Mosquitto (--no-mosquitto)"
@@ -290,11 +332,25 @@ setup_mosquitto() {
     fi
     # Reads the existing setup, merges ours into it, checks the result on a throwaway broker,
     # and restarts Mosquitto (rolling back if it does not come up): see setup_broker.py.
-    local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0
+    local args=(--root "$ROOT" --deploy "$DEPLOY" --owner "$broker") status=0 saved made=0
     [[ -z $BROKER_RESTART ]] || args+=(--restart "$BROKER_RESTART")
     [[ $LOCK_DOWN -eq 0 ]] || args+=(--lock-down)
     [[ -z $HA_USER ]] || args+=(--ha-user "$HA_USER")
-    "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}" || status=$?
+    # Our directory exists before the secret step, so the umask 077 below never makes it 0700
+    # (Mosquitto reads the password file in it as its own user).
+    if [[ ! -d $ROOT$MOSQUITTO_DIR ]]; then
+        mkdir -p "$ROOT$MOSQUITTO_DIR"
+        made=1
+    fi
+    saved="$(mktemp -d)"
+    SCRATCH+=("$saved")
+    save_broker_records "$saved"
+    # The password file and the credentials are written here: created 0600 from the first byte.
+    (umask 077 && "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" "${args[@]}") || status=$?
+    if [[ $status -ne 0 ]]; then
+        restore_broker_records "$saved"
+        if [[ $made -eq 1 ]]; then rmdir "$ROOT$MOSQUITTO_DIR" 2>/dev/null || true; fi
+    fi
     case $status in
         0) ;;
         3)
@@ -406,30 +462,88 @@ remove() {
     fi
 }
 
-# --purge: the agent's retained messages and its Home Assistant device leave the broker too,
-# while the venv, the config and the broker user still exist to do it.
+# The agent's retained messages and its Home Assistant device leave the broker, for every
+# config in $CONFIG_DIR (one agent per Spotify account), once the agents are stopped (a
+# running one would publish them again). With the system python3: the venv may be gone
+# already (an --uninstall first, a --purge later). Returns 1 when something stayed.
 forget_broker() {
-    local python=$VENV/bin/python forget=$DEPLOY/forget_broker.py
-    [[ -x $ROOT$python && -f $ROOT$CONFIG_DIR/config.toml ]] || return 0
-    if ! on_host; then
-        say "would run: $python $forget $CONFIG_DIR/config.toml"
+    local forget=$DEPLOY/forget_broker.py config status=0
+    if [[ -n ${MQTT_TOKEND_KEEP_RETAINED:-} ]]; then
+        say "left the agent's retained messages on the broker (MQTT_TOKEND_KEEP_RETAINED)"
         return 0
     fi
-    "$python" "$forget" "$CONFIG_DIR/config.toml" ||
-        say "WARNING: the retained topics stay on the broker (is Mosquitto running?)"
+    for config in "$ROOT$CONFIG_DIR"/*.toml; do
+        [[ -f $config ]] || continue
+        if ! on_host && [[ -z $BROKER_RESTART ]]; then
+            say "would run: $PYTHON $forget ${config#"$ROOT"}"
+            continue
+        fi
+        if ! "$PYTHON" "$forget" "$config"; then
+            say "The agent of ${config#"$ROOT"} left its retained messages and Home Assistant" \
+                "device on the broker (the reason is above). Start Mosquitto" \
+                "(sudo systemctl start mosquitto), then run the same command again; or, to" \
+                "leave them there: $(again MQTT_TOKEND_KEEP_RETAINED=1)"
+            status=1
+        fi
+    done
+    return "$status"
 }
 
-uninstall() {
-    local unit
-    [[ $PURGE -eq 0 ]] || forget_broker
+# This command line, to run again (with VAR=VALUE words before it, if given).
+again() {
+    local words=("$@" "$SELF")
+    on_host && words=(sudo "${words[@]}")
+    on_host || words+=(--root "$ROOT")
+    [[ -z $BROKER_RESTART ]] || words+=(--broker-restart "'$BROKER_RESTART'")
+    if [[ $PURGE -eq 1 ]]; then words+=(--purge); else words+=(--uninstall); fi
+    printf '%s\n' "${words[*]}"
+}
+
+stop_agents() {
     if systemd_running; then
         systemctl disable --now --quiet lofi-pi-token-manager.service \
             lofi-pi-token-health.timer 2>/dev/null || true
         systemctl stop 'lofi-pi-token-manager@*.service' 2>/dev/null || true
-    else
-        on_host || say "would run: systemctl disable --now lofi-pi-token-manager.service" \
+    elif ! on_host; then
+        say "would run: systemctl disable --now lofi-pi-token-manager.service" \
             "lofi-pi-token-health.timer 'lofi-pi-token-manager@*.service'"
     fi
+}
+
+restart_broker() {
+    if [[ -n $BROKER_RESTART ]]; then
+        bash -c "$BROKER_RESTART" || say "WARNING: Mosquitto did not restart ($BROKER_RESTART)"
+    elif systemd_running; then
+        systemctl try-restart mosquitto.service
+    elif ! on_host; then
+        say "would run: systemctl try-restart mosquitto.service"
+    fi
+}
+
+purge() {
+    remove "$CONFIG_DIR"
+    remove "$STATE_DIR"
+    if [[ -e $ROOT$MOSQUITTO_CONF || -e $ROOT$MOSQUITTO_DIR ]]; then
+        "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" --root "$ROOT" --deploy "$DEPLOY" --remove
+        remove "$MOSQUITTO_CONF"
+        remove "$MOSQUITTO_DIR"
+        say "removed the broker's mqtt-tokend users and ACL lines"
+        restart_broker
+    fi
+    if on_host; then
+        if id -u "$APP_USER" >/dev/null 2>&1; then userdel "$APP_USER"; fi
+        if getent group "$APP_GROUP" >/dev/null; then groupdel "$APP_GROUP"; fi
+        if getent group "$KEY_GROUP" >/dev/null; then groupdel "$KEY_GROUP"; fi
+    else
+        say "would run: userdel $APP_USER; groupdel $APP_GROUP; groupdel $KEY_GROUP (if present)"
+    fi
+    say "purged mqtt-tokend (the Spotify session is gone: a new install needs 'auth')"
+}
+
+uninstall() {
+    local unit cleared=0
+    stop_agents
+    forget_broker || cleared=$?
     for unit in "${UNITS[@]}"; do
         remove "$UNIT_DIR/$unit"
     done
@@ -445,24 +559,13 @@ uninstall() {
         say "would run: systemctl daemon-reload"
     fi
 
+    if [[ $cleared -ne 0 ]]; then
+        # The config and the broker user are what a later run logs in with to finish.
+        say "kept $CONFIG_DIR, $STATE_DIR and the broker users until the broker is clear"
+        exit 1
+    fi
     if [[ $PURGE -eq 1 ]]; then
-        remove "$CONFIG_DIR"
-        remove "$STATE_DIR"
-        if [[ -f $DEPLOY/mosquitto/setup_broker.py ]]; then
-            "$PYTHON" "$DEPLOY/mosquitto/setup_broker.py" --root "$ROOT" --deploy "$DEPLOY" --remove
-        fi
-        remove "$MOSQUITTO_CONF"
-        remove "$MOSQUITTO_DIR"
-        if on_host; then
-            if id -u "$APP_USER" >/dev/null 2>&1; then userdel "$APP_USER"; fi
-            if getent group "$APP_GROUP" >/dev/null; then groupdel "$APP_GROUP"; fi
-            if getent group "$KEY_GROUP" >/dev/null; then groupdel "$KEY_GROUP"; fi
-            if systemd_running; then systemctl try-restart mosquitto.service; fi
-        else
-            say "would run: userdel $APP_USER; groupdel $APP_GROUP; groupdel $KEY_GROUP"
-            say "would run: systemctl try-restart mosquitto.service"
-        fi
-        say "purged mqtt-tokend (the Spotify session is gone: a new install needs 'auth')"
+        purge
     else
         say "kept $CONFIG_DIR (config, key) and $STATE_DIR (the Spotify session);" \
             "--purge removes them"

@@ -294,8 +294,8 @@ def _refuse_exposed_secrets(
             continue
         if table.get(key) and _readable_by_others(file):
             errors.append(
-                f"{section}.{key}: {file} holds this secret and every user can read it; "
-                f"fix it with: chmod 640 {file} (or move it to {key}_file or the environment)"
+                f"{section}.{key}: {file} holds this secret and every user can read it; fix "
+                f"it with: sudo chmod o-rwx {file} (or move it to {key}_file or the environment)"
             )
         secret_file = table.get(f"{key}_file")
         if isinstance(secret_file, str) and secret_file:

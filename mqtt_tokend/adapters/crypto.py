@@ -29,7 +29,7 @@ def check_key_file_mode(path: Path) -> None:
     if mode & (stat.S_IROTH | stat.S_IWOTH):
         raise ConfigError(
             f"{path}: the key file is readable or writable by every user on this machine; "
-            f"fix it with: chmod 640 {path}"
+            f"fix it with: sudo chmod o-rwx {path}"
         )
 
 

@@ -298,7 +298,9 @@ class TokenStore:
                 return session
             problem = f"{path} is not a session record ({'; '.join(problems)})"
         _LOG.warning("%s; starting a new session record", problem)
-        if path.is_file():  # a directory or a device in its place is the operator's to move
+        # A directory or a device in its place is the operator's to move; a file of another
+        # user is not corrupt, and stays where the chown in the warning names it.
+        if path.is_file() and os.access(path, os.R_OK):
             self.keep_aside(SESSION_FILE)
         return {}
 

@@ -9,18 +9,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from mqtt_tokend.adapters import login, loopback
 from mqtt_tokend.adapters.broker_errors import refused_login
-from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file
+from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file, write_key_file
 from mqtt_tokend.adapters.mqtt import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
-from mqtt_tokend.config import Config
+from mqtt_tokend.config import Config, load_config
 from mqtt_tokend.contract import wire
 from mqtt_tokend.contract.health import ExitCode, judge
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
-from mqtt_tokend.contract.wording import reauth_row, span, user_name
-from mqtt_tokend.errors import BrokerError, BrokerLoginRefused, InputError, StoreError
+from mqtt_tokend.contract.wording import auth_command, reauth_row, span
+from mqtt_tokend.errors import BrokerError, BrokerLoginRefused, StoreError
 
 
 def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
@@ -28,92 +27,9 @@ def _store(config: Config) -> tuple[TokenStore, TokenCipher]:
     return TokenStore(config.agent.state_dir, cipher=cipher), cipher
 
 
-def authorize(
-    config: Config,
-    *,
-    listen: bool = False,
-    redirect_file: str | None = None,
-    redirect_url: str | None = None,
-    timeout: float = 600.0,
-    stdin: TextIO = sys.stdin,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> int:
-    """Headless login: print the URL, take the redirect back, store and confirm the tokens."""
-    from mqtt_tokend.daemon.wiring import make_spotify
-
-    if redirect_url is not None:  # on the command line, the code and state are in /proc
-        raise InputError(
-            "--redirect-url puts the login's code on the command line, where every process "
-            "can read it: use --redirect-file PATH (or --redirect-file - and paste it)"
-        )
-    if redirect_file is not None:
-        redirect_url = _read_redirect(redirect_file, stdin)
-    store, cipher = _store(config)
-    store.ensure_dir()
-    spotify = make_spotify(config)
-    try:
-        pending = login.load_pending(store, cipher, now=time.time()) if redirect_url else None
-        used = store.load_session().get("used_login")
-        if pending is None and redirect_url is not None:
-            # Name what was pasted (a used or expired redirect), never start a login unasked.
-            login.code_from_redirect(redirect_url, expected_state=None, used_state=used)
-            raise InputError("no login is in progress: start one with `mqtt-tokend auth`")
-        if pending is None:
-            pending = login.begin(spotify, config.spotify, now=time.time())
-            login.save_pending(store, cipher, pending)
-            print("Open this URL on any device with a browser and approve access:", file=err)
-            print(pending.url, file=out, flush=True)
-        if redirect_url is not None:
-            pasted = redirect_url
-        elif listen:
-            pasted = loopback.listen_for_redirect(
-                pending.redirect_uri,
-                timeout=timeout,
-                on_ready=lambda where: _tunnel_hint(where, err),
-            )
-        else:
-            print(
-                "Your browser then goes to an address that may not load; copy that whole "
-                "address from the address bar and paste it here:",
-                file=err,
-                flush=True,
-            )
-            pasted = stdin.readline()
-            if not pasted:
-                raise InputError(
-                    "no redirect URL was given; finish this login later with "
-                    "`mqtt-tokend auth --redirect-file -` (paste the address, then Enter)"
-                )
-        code = login.code_from_redirect(pasted, expected_state=pending.state, used_state=used)
-        profile = login.complete(pending, code, spotify=spotify, store=store)
-        login.clear_pending(store)
-    finally:
-        spotify.close()
-    who = user_name(profile) or "an unknown user"
-    print(f"Logged in to Spotify as {who}. Tokens stored in {store.state_dir}.", file=err)
-    print("The running agent picks them up by itself; start it with `mqtt-tokend run`.", file=err)
-    return 0
-
-
-def _read_redirect(path: str, stdin: TextIO) -> str:
-    """The redirect URL from a file, or from standard input for `-`."""
-    if path == "-":
-        return stdin.readline()
-    try:
-        return Path(path).read_text(encoding="utf-8")[:8192]
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read the redirect URL from {path}: {err}") from None
-
-
-def _tunnel_hint(where: str, err: TextIO) -> None:
-    port = where.rsplit(":", 1)[-1]
-    print(
-        f"Waiting for the browser on {where}. From the device with the browser, tunnel first: "
-        f"ssh -L {port}:127.0.0.1:{port} <user>@<this-pi>",
-        file=err,
-        flush=True,
-    )
+def auth_line(config: Config) -> str:
+    """The login command as this config's user types it (`sudo mqtt-tokend auth` on a Pi)."""
+    return auth_command(str(config.path) if config.path else None)
 
 
 def read_published(config: Config, *, timeout: float) -> tuple[dict[str, Any] | None, bool | None]:
@@ -291,7 +207,7 @@ def reset(config: Config, *, yes: bool, stdin: TextIO = sys.stdin, out: TextIO =
 
     removed = [path.name for path in remove_login(state_dir)]
     print(f"removed: {', '.join(removed) or 'nothing (no login was stored)'}", file=out)
-    print("log in again with `mqtt-tokend auth`", file=out)
+    print(f"log in again with `{auth_line(config)}`", file=out)
     return 0
 
 
@@ -329,7 +245,7 @@ def rotate_key(
     if not republished:
         print(
             "mqtt-tokend: the agent answered but still publishes with an old key: can it read "
-            f"{path}? See its log (`journalctl -u lofi-pi-token-manager`).",
+            f"{path}? See its log (`sudo journalctl -u lofi-pi-token-manager`).",
             file=err,
         )
         return 1
@@ -392,4 +308,31 @@ def homeassistant_discovery(
             )
     else:
         print(f"published {len(messages)} Home Assistant entities of {base}", file=out)
+    return 0
+
+
+def keygen(*, key_file: str | None, config_file: str | None, force: bool) -> int:
+    """`keygen`: create the Fernet key file (where the config says, unless told)."""
+    path = Path(key_file) if key_file else load_config(config_file).agent.key_file
+    try:
+        write_key_file(path, force=force)
+    except PermissionError:
+        print(
+            f"mqtt-tokend: cannot write {path} (permission denied). On an installed Pi the "
+            "installer makes the key with its owner and group: run `sudo "
+            "deploy/setup_auto_tokens.sh` in the checkout (it keeps an existing key); to add "
+            "a new key to an existing one: `sudo mqtt-tokend rotate-key`",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as err:
+        print(f"mqtt-tokend: cannot write {path}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    print(f"wrote a new Fernet key to {path} (mode 0600)")
+    # The layout the installer makes: the consumers' group reads the key, and nothing else.
+    print(
+        "consumers read it through the group mqtt-tokend-key, as an install sets it up: "
+        f"sudo groupadd -f --system mqtt-tokend-key && sudo chgrp mqtt-tokend-key {path} "
+        f"&& sudo chmod 0440 {path}"
+    )
     return 0

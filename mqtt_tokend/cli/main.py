@@ -77,18 +77,6 @@ def print_token(config: Config, *, app: bool, timeout: float, as_json: bool) -> 
     return 0
 
 
-def keygen(*, key_file: str | None, config_file: str | None, force: bool) -> int:
-    """`keygen`: create the Fernet key file (where the config says, unless told)."""
-    from mqtt_tokend.adapters.crypto import write_key_file
-    from mqtt_tokend.config import load_config
-
-    path = Path(key_file) if key_file else load_config(config_file).agent.key_file
-    write_key_file(path, force=force)
-    print(f"wrote a new Fernet key to {path} (mode 0600)")
-    print(f"consumers need to read it: chgrp <their group> {path} && chmod 640 {path}")
-    return 0
-
-
 Arguments = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS_MODULE = "mqtt_tokend.cli.commands"
 
@@ -145,7 +133,7 @@ COMMANDS = (
     Command(
         "auth",
         "one-time headless login",
-        f"{COMMANDS_MODULE}:authorize",
+        "mqtt_tokend.cli.login:authorize",
         lambda a: {
             "listen": a.listen,
             "redirect_file": a.redirect_file,
@@ -179,9 +167,10 @@ COMMANDS = (
     Command(
         "status",
         "show the agent's state",
-        f"{COMMANDS_MODULE}:status",
-        lambda a: {"as_json": a.json, "timeout": a.timeout},
+        "mqtt_tokend.cli.anyone:status_for_anyone",
+        lambda a: {"config_file": a.config, "as_json": a.json, "timeout": a.timeout},
         timeout=3,
+        config=False,
         options=(_flag("--json", "machine-readable output"),),
     ),
     Command(
@@ -227,7 +216,7 @@ COMMANDS = (
     Command(
         "keygen",
         "create the Fernet key file",
-        "mqtt_tokend.cli.main:keygen",
+        f"{COMMANDS_MODULE}:keygen",
         lambda a: {"key_file": a.key_file, "config_file": a.config, "force": a.force},
         config=False,
         log_level=None,

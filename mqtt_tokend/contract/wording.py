@@ -71,7 +71,7 @@ def broker_instructions(config_path: str | None) -> str:
     """What a person does about a broker that cannot be reached."""
     where = config_path or "the configuration"
     return (
-        "Start or fix the broker: sudo systemctl status mosquitto  and  journalctl -u "
+        "Start or fix the broker: sudo systemctl status mosquitto  and  sudo journalctl -u "
         f"mosquitto -n 50; check mqtt.host, mqtt.port and the credentials in {where}"
     )
 
@@ -90,7 +90,7 @@ def client_fix(config_path: str | None) -> str:
 
 RESTART_INSTRUCTIONS = (
     f"Restart the agent: sudo systemctl restart {SERVICE}  and see why it stopped: "
-    f"journalctl -u {SERVICE} -n 50"
+    f"sudo journalctl -u {SERVICE} -n 50"
 )
 
 
@@ -98,7 +98,7 @@ def refresh_instructions(config_path: str | None) -> str:
     """What a person does when the agent cannot refresh and says nothing more."""
     config = f" --config {config_path}" if config_path else ""
     return (
-        f"See why the agent cannot refresh: journalctl -u {SERVICE} -n 50  then ask it "
+        f"See why the agent cannot refresh: sudo journalctl -u {SERVICE} -n 50  then ask it "
         f"to try again: mqtt-tokend{config} refresh  (or: sudo systemctl restart {SERVICE})"
     )
 

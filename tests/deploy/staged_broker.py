@@ -40,7 +40,10 @@ def configuration(root: str, port: int, workdir: Path) -> str:
         lines.append(f"{directive.key} {broker_conf.rooted(host, directive.value)}")
     if not found.listeners:
         lines += [f"listener {port} 127.0.0.1", "allow_anonymous true"]
-    lines += ["persistence false", f"log_dest file {workdir / 'mosquitto.log'}"]
+    # Retained messages survive a restart, as on a Pi (Debian's Mosquitto persists them): a
+    # restart must never hide what an uninstall left behind.
+    lines += ["persistence true", f"persistence_location {workdir}/"]
+    lines += [f"log_dest file {workdir / 'mosquitto.log'}"]
     if os.geteuid() == 0:
         lines.append("user root")
     return "\n".join(lines) + "\n"

@@ -29,11 +29,13 @@ except StoreError as err:
 """
 
 
-def read_as(user: pwd.struct_passwd, path: Path) -> subprocess.CompletedProcess[str]:
-    """The store's reader run as `user`; prints the StoreError, if any."""
+def read_as(
+    user: pwd.struct_passwd, path: Path, script: str = READER
+) -> subprocess.CompletedProcess[str]:
+    """The store's reader (or `script`) run as `user` on `path`; prints the StoreError, if any."""
     command = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
     return subprocess.run(
-        [*command, sys.executable, "-c", READER, str(path)],
+        [*command, sys.executable, "-c", script, str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -64,3 +66,42 @@ def test_the_printed_login_command_is_the_installed_wrapper() -> None:
     assert "On the Pi run: sudo mqtt-tokend auth " in text
     other = auth_instructions("/etc/mqtt-tokend/alice.toml")
     assert "sudo mqtt-tokend --config /etc/mqtt-tokend/alice.toml auth" in other
+
+
+SESSION_READER = """
+import logging, sys
+from pathlib import Path
+from mqtt_tokend.adapters.crypto import TokenCipher
+from mqtt_tokend.adapters.store import TokenStore
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+state = Path(sys.argv[1])
+store = TokenStore(state, cipher=TokenCipher.from_file(state / "fernet.key"))
+print(store.load_session())
+"""
+
+
+def test_a_root_owned_session_file_stays_where_its_chown_hint_names_it(broker_dir: Path) -> None:
+    """The agent warns with the chown for spotify_session.json: the file must still be there
+    under that name (it is another user's, not corrupt), and the printed chown fixes it."""
+    agent = pwd.getpwnam("nobody")
+    group = grp.getgrgid(agent.pw_gid).gr_name
+    state = broker_dir / "state"
+    state.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "mqtt_tokend", "keygen", "--key-file", str(state / "fernet.key")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    os.chown(state / "fernet.key", agent.pw_uid, agent.pw_gid)
+    os.chown(state, agent.pw_uid, agent.pw_gid)
+    session = state / "spotify_session.json"
+    session.write_text('{"user": "alice"}')  # written by root, as `auth` run with plain sudo does
+    session.chmod(0o600)
+    first = read_as(agent, state, SESSION_READER)
+    hint = f"sudo chown nobody:{group} {session}"
+    assert hint in first.stderr, first.stderr
+    assert session.exists() and not list(state.glob("*.corrupt")), "the named file stays"
+    subprocess.run(hint.split()[1:], check=True, timeout=10)
+    again = read_as(agent, state, SESSION_READER)
+    assert again.stdout.strip() == "{'user': 'alice'}", again.stderr

@@ -722,7 +722,7 @@ def test_an_inline_secret_in_a_world_readable_config_is_refused(
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     message = str(caught.value)
-    assert f"{section}.{key}" in message and f"chmod 640 {path}" in message
+    assert f"{section}.{key}" in message and f"sudo chmod o-rwx {path}" in message
     assert "TopSecret-123" not in message
     path.chmod(0o640)
     assert load_config(path, environ={}).path == path

@@ -116,7 +116,7 @@ def test_world_accessible_key_file_is_a_config_error_with_the_fix(
     path = _key_file(tmp_path / "fernet.key", generate_key().decode() + "\n", mode)
     with pytest.raises(ConfigError) as caught:
         TokenCipher.from_file(path)
-    assert f"chmod 640 {path}" in str(caught.value)
+    assert f"sudo chmod o-rwx {path}" in str(caught.value)
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o400, 0o440], ids=oct)
