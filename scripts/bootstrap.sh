@@ -27,6 +27,8 @@ install_system_packages() {
     if [ "${MQTT_TOKEND_DEV:-}" = 1 ]; then  # the shell consumer example (docs/examples) runs
         command -v jq >/dev/null 2>&1 || missing+=(jq)
         command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+        # the installer's secret files are traced from their creation (tests/deploy)
+        command -v strace >/dev/null 2>&1 || missing+=(strace)
     fi
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
