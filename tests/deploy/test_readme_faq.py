@@ -56,9 +56,7 @@ def test_the_faqs_check_tells_who_reads_the_agents_topics(
     agent.publish("lofi/spotify/availability", "online", retain=True)
     password = broker.passwords.get(user) if user else None
     command = as_user(faq_command(), user, password, broker.port)
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=WAIT + 10, check=False
-    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=WAIT + 10, check=False)
     printed = result.stdout.strip() == "lofi/spotify/availability online"
     assert printed == READS_AVAILABILITY[user], (result.returncode, result.stdout, result.stderr)
     assert (result.returncode == 0) == printed
