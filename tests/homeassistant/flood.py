@@ -5,7 +5,8 @@ any other file), logs the real agent in against the Spotify emulator, has Spotif
 login, and once the agent offers a new one sends the stranger GETs over loopback keep-alive
 connections, the owner's tap (the redirect Spotify's approval sends the phone to) and more
 strangers racing it. It returns what happened; tests/homeassistant/test_webhook_flood.py
-asserts on it and `python -m tests.homeassistant.flood` prints it (the README's figures).
+asserts on it and `python -m tests.homeassistant.flood` prints it
+(docs/measurements.md has the figures).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ agent, which a supervisor restarts as systemd would. A consumer watches all alon
 
 Asserts: no re-login is ever needed (no refresh token lost), the consumer never holds an
 expired token unless something was disturbed within the lead time before, Spotify calls stay
-within the stated bound, and the agent ends `ok`. Prints the figures for the README.
+within the stated bound, and the agent ends `ok`. Prints the figures for docs/measurements.md.
 """
 
 from __future__ import annotations
