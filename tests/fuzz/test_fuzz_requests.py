@@ -31,6 +31,7 @@ from mqtt_tokend.contract.wire import (
     parse_request,
     token_sha256,
 )
+from mqtt_tokend.daemon.answers import MAX_RESPONSE_TOPIC
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
@@ -223,8 +224,15 @@ def check_answer(answer: Published, req: Request) -> dict[str, Any]:
     message = req.message
     verb = TOPICS.verb_of(message.topic)
     assert verb is not None
-    # Only a Response Topic under <base>/response/ is honoured; any other is refused there.
-    honoured = (message.response_topic or "").startswith(TOPICS.response(""))
+    # Only one topic under <base>/response/ (for a pasted login: under response/auth, which
+    # no player reads) is honoured; any other is refused on the verb's own reply topic.
+    asked = message.response_topic or ""
+    under = TOPICS.response("auth") if verb == "auth" else TOPICS.response("")
+    honoured = (
+        (asked == under or asked.startswith(under.rstrip("/") + "/"))
+        and len(TOPICS.response("")) < len(asked) <= MAX_RESPONSE_TOPIC
+        and not any(c in asked for c in "+#\0")
+    )
     expected = message.response_topic if honoured else TOPICS.response(verb)
     assert answer.topic == expected
     assert not answer.retain
