@@ -21,17 +21,27 @@ PACKAGE_DIR = Path(mqtt_tokend.__file__).parent
 MAX_LINES = 400
 
 # The floors each floor may import from the package (the package root only holds `__version__`).
+# Every floor is listed: a module on a floor missing here fails `every-floor-declared`.
+_BELOW_DAEMON = {"errors", "config", "contract", "core", "adapters"}
 FLOOR_MAY_IMPORT = {
     "errors": {"errors"},
     "config": {"errors", "config"},
     "contract": {"errors", "config", "contract", "core"},
     "core": {"errors", "config", "contract", "core"},
     "adapters": {"errors", "config", "contract", "core", "adapters"},
+    "daemon": {*_BELOW_DAEMON, "daemon"},
+    "consumer": {*_BELOW_DAEMON, "consumer"},  # what a consumer app imports: never the agent
+    "cli": {*_BELOW_DAEMON, "daemon", "consumer", "cli", "dev"},  # dev lazily: dev_violations
+    "dev": {*_BELOW_DAEMON, "consumer", "dev"},  # the agent runs as a subprocess, never imported
+    "root": {"errors", "contract", "consumer"},  # lazy re-exports for `import mqtt_tokend`
+    "__main__": {"cli"},
 }
 FLOOR_MAY_NOT_IMPORT = {"daemon": {"cli", "dev"}}
 PURE_FLOORS = ("contract", "core")
-# Each of these outside libraries is imported by exactly one module.
-SOLE_IMPORTER = {"paho": "adapters.mqtt", "requests": "adapters.spotify"}
+# The modules that may import each outside library (by design one each). A consumer-side
+# Spotify Web API client (`mqtt_tokend/webapi*`, consumer floor: add it to
+# FLOOR_OF_TOP_MODULE) joins `requests` here.
+LIBRARY_IMPORTERS = {"paho": {"adapters.mqtt"}, "requests": {"adapters.spotify"}}
 
 
 @dataclass(frozen=True)
@@ -203,20 +213,32 @@ def dev_violations(root: Path, package: str) -> list[str]:
 
 
 def outside_library_violations(root: Path, package: str) -> list[str]:
-    """Each of paho and requests is imported by exactly its one adapter, and by no other module."""
+    """paho and requests are imported by their listed modules only, and each listed one does."""
     problems = []
     imports = read_imports(root, package)
-    for library, sole in SOLE_IMPORTER.items():
-        expected = f"{package}.{sole}"
+    for library, modules in LIBRARY_IMPORTERS.items():
+        expected = {f"{package}.{module}" for module in modules}
         users = [imp for imp in imports if not imp.internal and imp.target == library]
         problems.extend(
-            f"{imp.where(root, package)}: only {expected} may import {library}"
+            f"{imp.where(root, package)}: only {', '.join(sorted(expected))} may import {library}"
             for imp in users
-            if imp.source != expected
+            if imp.source not in expected
         )
-        if expected not in {imp.source for imp in users}:
-            problems.append(f"{expected} no longer imports {library}: update SOLE_IMPORTER")
+        problems.extend(
+            f"{name} no longer imports {library}: update LIBRARY_IMPORTERS"
+            for name in sorted(expected - {imp.source for imp in users})
+        )
     return problems
+
+
+def undeclared_floors(root: Path, package: str) -> list[str]:
+    """Every module sits on a floor FLOOR_MAY_IMPORT lists, so no floor escapes the rules."""
+    return [
+        f"{module_path(root, package, name)} is on floor {floor(package, name)!r}, "
+        "which FLOOR_MAY_IMPORT does not list"
+        for name in module_names(root, package)
+        if floor(package, name) not in FLOOR_MAY_IMPORT
+    ]
 
 
 def purity_violations(root: Path, package: str) -> list[str]:
@@ -245,7 +267,7 @@ def purity_violations(root: Path, package: str) -> list[str]:
         heavy = sorted(
             name
             for name in seen
-            if name in SOLE_IMPORTER
+            if name in LIBRARY_IMPORTERS
             or (name in modules and floor(package, name) not in {*FLOOR_MAY_IMPORT["core"], "root"})
         )
         if heavy:
@@ -341,6 +363,7 @@ def oversized_modules(root: Path, package: str) -> list[str]:
 
 CHECKS = {
     "floors": floor_violations,
+    "every-floor-declared": undeclared_floors,
     "dev-only-lazily-from-cli": dev_violations,
     "one-module-per-outside-library": outside_library_violations,
     "contract-and-core-load-nothing-heavy": purity_violations,
@@ -442,4 +465,29 @@ def test_the_checker_passes_a_clean_package_and_flags_eager_dev_and_size(tmp_pat
     ]
     assert oversized_modules(root, "fakepkg") == [
         f"fakepkg/cli/main.py has {MAX_LINES + 1} lines (at most {MAX_LINES})"
+    ]
+
+
+def test_the_upper_floors_have_their_own_lists(tmp_path: Path) -> None:
+    """daemon, consumer and dev each stay off the floors beside them; a new floor must be listed."""
+    root = _fake_package(
+        tmp_path,
+        {
+            "daemon/loop.py": "from fakepkg.consumer import fetch\n",
+            "consumer/fetch.py": "from fakepkg.daemon import loop\n",
+            "dev/demo.py": "def run():\n    from fakepkg.daemon import loop\n",
+            "gadgets/thing.py": "",
+        },
+    )
+    assert floor_violations(root, "fakepkg") == [
+        "fakepkg/consumer/fetch.py:1 imports fakepkg.daemon.loop: consumer may import only "
+        "adapters, config, consumer, contract, core, errors",
+        "fakepkg/daemon/loop.py:1 imports fakepkg.consumer.fetch: daemon may import only "
+        "adapters, config, contract, core, daemon, errors",
+        "fakepkg/dev/demo.py:2 imports fakepkg.daemon.loop (in a function): dev may import only "
+        "adapters, config, consumer, contract, core, dev, errors",
+    ]
+    assert undeclared_floors(root, "fakepkg") == [
+        "fakepkg/gadgets/__init__.py is on floor 'gadgets', which FLOOR_MAY_IMPORT does not list",
+        "fakepkg/gadgets/thing.py is on floor 'gadgets', which FLOOR_MAY_IMPORT does not list",
     ]
