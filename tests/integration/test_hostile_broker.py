@@ -4,7 +4,6 @@ what the player and Home Assistant accounts can make the agent do. Run with -s f
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -41,10 +40,8 @@ SPOTIFY = ("token", "me", "devices")
 
 
 @pytest.fixture
-def shipped() -> Iterator[Broker]:
-    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-hostile-"))
-    directory.chmod(0o755)
-    broker = shipped_broker(directory / "broker")
+def shipped(broker_dir: Path) -> Iterator[Broker]:
+    broker = shipped_broker(broker_dir / "broker")
     yield broker
     stop_broker(broker)
 
