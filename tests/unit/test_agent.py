@@ -25,12 +25,12 @@ TOPICS = Topics(BASE)
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def config(tmp_path: Path, state_dir: Path) -> Config:
     return Config(
         spotify=SpotifyConfig(client_id="client"),
         mqtt=MqttConfig(base_topic=BASE),
         agent=AgentConfig(
-            state_dir=tmp_path / "state",
+            state_dir=state_dir,
             key_file=tmp_path / "key",
             check_interval=300,
             refresh_early_seconds=600,
@@ -39,11 +39,6 @@ def config(tmp_path: Path) -> Config:
         ),
         homeassistant=HomeAssistantConfig(),
     )
-
-
-@pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher([generate_key()])
 
 
 @pytest.fixture
@@ -66,13 +61,6 @@ def tokens(clock: FakeClock, expires_in: float) -> Tokens:
 
 
 @pytest.fixture
-def store(config: Config, cipher: TokenCipher, tokens: Tokens) -> TokenStore:
-    store = TokenStore(config.agent.state_dir, cipher=cipher)
-    store.save(tokens)
-    return store
-
-
-@pytest.fixture
 def spotify() -> FakeSpotify:
     return FakeSpotify()
 
@@ -85,14 +73,15 @@ def publisher() -> FakePublisher:
 @pytest.fixture
 def agent(
     config: Config,
-    store: TokenStore,
+    saved: TokenStore,
     spotify: FakeSpotify,
     cipher: TokenCipher,
     publisher: FakePublisher,
     clock: FakeClock,
 ) -> Agent:
+    """The agent, started on a store that holds `tokens` (the config's state_dir)."""
     return running_agent(
-        config=config, store=store, spotify=spotify, cipher=cipher, publisher=publisher, clock=clock
+        config=config, store=saved, spotify=spotify, cipher=cipher, publisher=publisher, clock=clock
     )
 
 

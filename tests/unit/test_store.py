@@ -32,16 +32,6 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher([generate_key()], source="/etc/mqtt-tokend/fernet.key")
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
 def tokens() -> Tokens:
     return Tokens(
         access_token=ACCESS,
@@ -51,17 +41,6 @@ def tokens() -> Tokens:
         issued_at=T0,
         authorized_at=T0 - 86400,
     )
-
-
-@pytest.fixture
-def store(state_dir: Path, cipher: TokenCipher) -> TokenStore:
-    return TokenStore(state_dir, cipher=cipher)
-
-
-@pytest.fixture
-def saved(store: TokenStore, tokens: Tokens) -> TokenStore:
-    store.save(tokens)
-    return store
 
 
 def _mode(path: Path) -> int:
