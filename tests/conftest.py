@@ -11,6 +11,35 @@ import pytest
 
 from tests.fakes import FakeClock
 
+# Each suite directory carries its marker, so `-m "not deploy"` and the like select by suite.
+SUITE_MARKERS = {
+    "deploy": "deploy",
+    "fuzz": "fuzz",
+    "homeassistant": "homeassistant",
+    "integration": "integration",
+    "soak": "soak",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="also run the soak (tests/soak, about a minute); ./scripts/test and CI pass it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    skip_soak = pytest.mark.skip(reason="the soak runs with --soak (./scripts/test passes it)")
+    for item in items:
+        relative = item.path.relative_to(here) if item.path.is_relative_to(here) else None
+        marker = SUITE_MARKERS.get(relative.parts[0]) if relative and relative.parts else None
+        if marker is not None:
+            item.add_marker(marker)
+        if item.get_closest_marker("soak") and not config.getoption("--soak"):
+            item.add_marker(skip_soak)
+
 
 @pytest.fixture
 def clock() -> FakeClock:
