@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import WAIT, Broker, start_broker
 from tests.integration.conftest import AgentProcess, write_agent_config
-from tests.integration.watch import wait_until
+from tests.integration.watch import patient, wait_until
 
 BASE = "lofi/spotify"
 OBSERVER = "observer"  # a test-only account that reads everything; the shipped ones are as shipped
@@ -126,6 +126,7 @@ class Client:
         return self.client.publish(topic, payload, qos=1, properties=props)
 
     def wait(self, ready: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        timeout = patient(timeout)
         with self._cond:
             if not self._cond.wait_for(ready, timeout=timeout):
                 raise AssertionError(f"{self.user}: timed out after {timeout:g} s: {what}")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from mqtt_tokend.adapters.store import STATUS_FILE, read_status
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import MOSQUITTO, Broker, stop_broker
 from tests.integration.conftest import AgentProcess, approve, login
@@ -119,7 +120,14 @@ def test_the_players_code_smuggled_through_a_reply_does_not_log_the_agent_in(
     assert record["login_pending"] is True and record["login_topic"] == f"{BASE}/login"
     assert state not in json.dumps(record) and "auth_url" not in record
     assert player.on(f"{BASE}/login") == []  # retained, sent before health if allowed
-    status_file = logged_out.config.parent / "state" / "auto_token_status.json"
+    state_dir = logged_out.config.parent / "state"
+    status_file = state_dir / STATUS_FILE
+    # The file is written beside the retained health, not before it: wait for the same record.
+    wait_until(
+        lambda: (read_status(state_dir) or {}).get("login_pending"),
+        timeout=30,
+        what="the status file to say a login is pending",
+    )
     assert state not in status_file.read_text()
     assert status_file.stat().st_mode & 0o777 == 0o640
     assert url not in logged_out.output()
