@@ -165,7 +165,7 @@ def agent_config(
         directory,
         emulator_url=emulator.url,
         mqtt=mqtt,
-        agent={"check_interval": 3600, "min_refresh_interval": 30},
+        agent={"check_interval": 3600, "min_refresh_interval": MIN_REFRESH_INTERVAL},
     )
 
 
@@ -213,6 +213,9 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 def start_agent(config: Path) -> AgentProcess:
     return AgentProcess(config).start()
+
+
+MIN_REFRESH_INTERVAL = 30  # the agents' config here: at most one refresh this often
 
 
 def have_mosquitto() -> bool:

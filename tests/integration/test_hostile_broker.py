@@ -4,6 +4,7 @@ what the player and Home Assistant accounts can make the agent do. Run with -s f
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +17,7 @@ from tests.deploy.conftest import MOSQUITTO, Broker, stop_broker
 from tests.integration.conftest import AgentProcess, approve, login
 from tests.integration.hostile import (
     BASE,
+    MIN_REFRESH_INTERVAL,
     OBSERVER,
     Client,
     agent_config,
@@ -203,19 +205,23 @@ def test_a_burst_of_ten_thousand_requests_costs_at_most_two_spotify_calls(
     settled(sender, observer)
     calls, published = spotify_calls(emulator), observer.count(published_by_agent)
     payload = b"http://127.0.0.1:8888/callback?code=c&state=guess" if verb == "auth" else b""
+    started = time.monotonic()
     for _ in range(BURST):
         last = sender.send(f"{BASE}/request/{verb}", payload)
     last.wait_for_publish(60)
     settled(sender, observer, timeout=300)
+    elapsed = time.monotonic() - started
     answered = len(observer.on(f"{BASE}/response/{verb}"))
     spent = spotify_calls(emulator) - calls
     other = observer.count(published_by_agent) - published
     print(
         f"\n{verb}: {BURST} sent, {answered} answered, {spent} Spotify calls, "
-        f"{other} publishes outside response/"
+        f"{other} publishes outside response/ in {elapsed:.0f} s"
     )
     assert answered > 0
-    assert spent <= 2
+    # Two calls for the burst; a slow machine that takes longer than the agent's
+    # min_refresh_interval to answer it may make one more call per interval, no more.
+    assert spent <= 2 + int(elapsed // MIN_REFRESH_INTERVAL), (spent, elapsed)
     assert other <= 6
 
 
