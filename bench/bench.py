@@ -12,7 +12,8 @@ requests; `get-token` wall time; the import time and memory of `get-token` and o
 (`startup`); resident memory and CPU after an idle spell; and the
 baseline users have today (spotipy in N processes: one shared cache file, a login each, or
 copies of one login) beside the agent with N consumers, over simulated hours (see
-`baseline`; `pip install -r bench/requirements.txt`). --quick is a short run.
+`baseline`; `pip install -r bench/requirements.txt`). --quick runs each figure once or twice
+in seconds, to show the harness works (tests/integration/test_bench.py runs it).
 """
 
 from __future__ import annotations
@@ -42,42 +43,52 @@ FULL = {
     "fanout_runs": 100,
     "get_token_runs": 10,
     "startup_runs": 10,
+    "fanout_subscribers": 50,
+    "fanout_processes": 5,
+    "burst": 1000,
     "idle": 60.0,
     "hours": 20.0,
 }
+# Seconds, not minutes: every figure once or twice, so CI sees the harness work (the figures
+# themselves mean little on a busy CI machine; README's come from the full run).
 QUICK = {
-    "refreshes": 50,
-    "fanout_runs": 20,
-    "get_token_runs": 5,
-    "startup_runs": 5,
-    "idle": 10.0,
-    "hours": 5.0,
+    "refreshes": 5,
+    "fanout_runs": 2,
+    "fanout_subscribers": 10,
+    "fanout_processes": 2,
+    "burst": 100,
+    "get_token_runs": 1,
+    "startup_runs": 1,
+    "idle": 1.0,
+    "hours": 1.0,
 }
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run: fewer repetitions")
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds: each figure once or twice (CI runs it)"
+    )
     parser.add_argument(
         "--only",
         choices=["imports"],
         help="imports: only get-token's and the agent's import time and memory (no baseline)",
     )
-    parser.add_argument("--startup-runs", type=int, help="runs per start-up figure (10; quick 5)")
-    parser.add_argument("--refreshes", type=int, help="refresh-latency runs (200; quick 50)")
-    parser.add_argument("--fanout-subscribers", type=int, default=50)
-    parser.add_argument("--fanout-processes", type=int, default=5, help="they are spread over")
-    parser.add_argument("--fanout-runs", type=int, help="fan-out refreshes (100; quick 20)")
-    parser.add_argument("--get-token-runs", type=int, help="get-token runs (10; quick 5)")
-    parser.add_argument("--idle", type=float, help="idle seconds before RSS/CPU (60; quick 10)")
+    parser.add_argument("--startup-runs", type=int, help="runs per start-up figure (10; quick 1)")
+    parser.add_argument("--refreshes", type=int, help="refresh-latency runs (200; quick 5)")
+    parser.add_argument("--fanout-subscribers", type=int, help="(50; quick 10)")
+    parser.add_argument("--fanout-processes", type=int, help="they are spread over (5; quick 2)")
+    parser.add_argument("--fanout-runs", type=int, help="fan-out refreshes (100; quick 2)")
+    parser.add_argument("--get-token-runs", type=int, help="get-token runs (10; quick 1)")
+    parser.add_argument("--idle", type=float, help="idle seconds before RSS/CPU (60; quick 1)")
     parser.add_argument("--stock-broker", action="store_true", help="use 127.0.0.1:1883")
     parser.add_argument("--no-baseline", action="store_true", help="skip the spotipy baseline")
     parser.add_argument(
         "--baseline-processes",
         default=None,
-        help="comma-separated process counts for the baseline (5,10; quick 5)",
+        help="comma-separated process counts for the baseline (5,10; quick 2)",
     )
-    parser.add_argument("--baseline-hours", type=float, help="simulated hours (20; quick 5)")
+    parser.add_argument("--baseline-hours", type=float, help="simulated hours (20; quick 1)")
     parser.add_argument(
         "--sim-hour", type=float, default=2.0, help="real seconds per simulated hour (2)"
     )
@@ -93,12 +104,21 @@ def parse_args() -> argparse.Namespace:
     defaults = QUICK if args.quick else FULL
     if args.only:
         args.no_baseline = True
-    for key in ("refreshes", "fanout_runs", "get_token_runs", "startup_runs", "idle"):
+    for key in (
+        "refreshes",
+        "fanout_runs",
+        "fanout_subscribers",
+        "fanout_processes",
+        "get_token_runs",
+        "startup_runs",
+        "idle",
+    ):
         if getattr(args, key) is None:
             setattr(args, key, defaults[key])
+    args.burst = defaults["burst"]
     if args.baseline_hours is None:
         args.baseline_hours = defaults["hours"]
-    counts = args.baseline_processes or ("5" if args.quick else "5,10")
+    counts = args.baseline_processes or ("2" if args.quick else "5,10")
     args.baseline_processes = [int(n) for n in counts.split(",")]
     return args
 
@@ -129,7 +149,7 @@ def agent_figures(args: argparse.Namespace, work: Path, host: str, port: int) ->
             rows += figures.fanout(
                 rig, watch, args.fanout_subscribers, args.fanout_processes, args.fanout_runs
             )
-            rows += figures.burst(rig, watch, emulator, 1000)
+            rows += figures.burst(rig, watch, emulator, args.burst)
             rows += figures.get_token(rig, args.get_token_runs)
             rows += startup.get_token(rig, args.startup_runs)
             rows += startup.agent(rig, watch, args.startup_runs)  # leaves an agent running

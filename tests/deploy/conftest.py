@@ -8,7 +8,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -202,15 +201,6 @@ def run_installer(
     if check:
         assert result.returncode == 0, f"installer failed:\n{result.stdout}\n{result.stderr}"
     return result
-
-
-@pytest.fixture
-def broker_dir() -> Iterator[Path]:
-    """A scratch directory Mosquitto can read after dropping root (pytest's tmp is 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-deploy-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

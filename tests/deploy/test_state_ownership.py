@@ -7,8 +7,10 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as 
 
 READER = """
 import sys
+sys.path.insert(0, sys.argv[2])
 from pathlib import Path
 from mqtt_tokend.adapters.store import read_json
 from mqtt_tokend.errors import StoreError
@@ -29,13 +32,50 @@ except StoreError as err:
 """
 
 
+def stage_reader(into: Path, script: str = READER) -> Path:
+    """Readable copies of the modules the reader loads from outside the standard library (the
+    package, cryptography...): the checkout, and its .venv, may sit in a 0700 home directory
+    that another user cannot enter."""
+    listing = (
+        script.split("try:", maxsplit=1)[0]
+        + "for name, module in sorted(sys.modules.items()):\n"
+        + "    if '.' not in name and getattr(module, '__file__', None):\n"
+        + "        print(module.__file__)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", listing, "-", "."],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    into.mkdir()
+    stdlib = [Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")]
+    for origin in (Path(line).resolve() for line in loaded):
+        if any(origin.is_relative_to(lib) for lib in stdlib):
+            continue
+        if origin.name == "__init__.py":
+            shutil.copytree(
+                origin.parent,
+                into / origin.parent.name,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        else:
+            shutil.copy2(origin, into / origin.name)
+    for path in [into, *into.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return into
+
+
 def read_as(
-    user: pwd.struct_passwd, path: Path, script: str = READER
+    user: pwd.struct_passwd, path: Path, staged: Path, script: str = READER
 ) -> subprocess.CompletedProcess[str]:
-    """The store's reader (or `script`) run as `user` on `path`; prints the StoreError, if any."""
+    """The store's reader (or `script`) run as `user`, by the real interpreter (not the venv's
+    link inside the checkout) on the staged copies; prints the StoreError, if any."""
     command = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    python = os.path.realpath(sys.executable)
     return subprocess.run(
-        [*command, sys.executable, "-c", script, str(path)],
+        [*command, python, "-I", "-c", script, str(path), str(staged)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -51,11 +91,12 @@ def test_a_root_owned_state_file_names_the_chown_that_fixes_it(broker_dir: Path)
     tokens = state / "spotify_tokens.json"
     tokens.write_text("{}")  # written by root, as `auth` run with plain sudo does
     tokens.chmod(0o600)
-    result = read_as(agent, tokens)
+    staged = stage_reader(broker_dir / "python")
+    result = read_as(agent, tokens, staged)
     group = grp.getgrgid(agent.pw_gid).gr_name
     assert f"sudo chown nobody:{group} {tokens}" in result.stdout, result.stdout + result.stderr
     subprocess.run(["chown", f"nobody:{group}", str(tokens)], check=True, timeout=10)
-    again = read_as(agent, tokens)
+    again = read_as(agent, tokens, staged)
     assert again.stdout == "", "after the printed chown the agent reads the file"
 
 
@@ -70,13 +111,18 @@ def test_the_printed_login_command_is_the_installed_wrapper() -> None:
 
 SESSION_READER = """
 import logging, sys
+sys.path.insert(0, sys.argv[2])
 from pathlib import Path
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.store import TokenStore
-logging.basicConfig(level=logging.WARNING, format="%(message)s")
-state = Path(sys.argv[1])
-store = TokenStore(state, cipher=TokenCipher.from_file(state / "fernet.key"))
-print(store.load_session())
+from mqtt_tokend.errors import StoreError
+try:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    state = Path(sys.argv[1])
+    store = TokenStore(state, cipher=TokenCipher.from_file(state / "fernet.key"))
+    print(store.load_session())
+except StoreError as err:
+    print(err)
 """
 
 
@@ -98,10 +144,11 @@ def test_a_root_owned_session_file_stays_where_its_chown_hint_names_it(broker_di
     session = state / "spotify_session.json"
     session.write_text('{"user": "alice"}')  # written by root, as `auth` run with plain sudo does
     session.chmod(0o600)
-    first = read_as(agent, state, SESSION_READER)
+    staged = stage_reader(broker_dir / "python", SESSION_READER)
+    first = read_as(agent, state, staged, SESSION_READER)
     hint = f"sudo chown nobody:{group} {session}"
     assert hint in first.stderr, first.stderr
     assert session.exists() and not list(state.glob("*.corrupt")), "the named file stays"
     subprocess.run(hint.split()[1:], check=True, timeout=10)
-    again = read_as(agent, state, SESSION_READER)
+    again = read_as(agent, state, staged, SESSION_READER)
     assert again.stdout.strip() == "{'user': 'alice'}", again.stderr

@@ -7,14 +7,14 @@ example database), sized so that all of `tests/fuzz` takes well under 20 s. For 
     python -m pytest tests/fuzz --hypothesis-profile=fuzz-deep    # 2,000 examples a test
 
 Both explore randomly (new examples on every run) and keep failing examples in a database
-under the temporary directory, so a failure found once is tried first the next time.
+in the user's cache (`${XDG_CACHE_HOME:-~/.cache}/mqtt-tokend/fuzz-db`, beside the cached Home
+Assistant; nothing in /tmp), so a failure found once is tried first the next time.
 The profile option needs `tests/fuzz` on the command line: that is where it is registered.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -24,6 +24,8 @@ EXAMPLES_ENV = "MQTT_TOKEND_FUZZ_EXAMPLES"
 CI_PROFILE = "fuzz-ci"
 DEEP_PROFILE = "fuzz-deep"
 DEEP_EXAMPLES = 2000
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+FUZZ_DB = CACHE / "mqtt-tokend" / "fuzz-db"
 
 # Big generated payloads and file trees are the point here, not a slow strategy.
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
@@ -40,7 +42,7 @@ settings.register_profile(
 settings.register_profile(
     DEEP_PROFILE,
     derandomize=False,
-    database=DirectoryBasedExampleDatabase(Path(tempfile.gettempdir()) / "mqtt-tokend-fuzz-db"),
+    database=DirectoryBasedExampleDatabase(FUZZ_DB),
     max_examples=DEEP_EXAMPLES,
     deadline=None,
     suppress_health_check=_QUIET,

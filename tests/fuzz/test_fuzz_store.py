@@ -10,36 +10,38 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqtt_tokend.adapters import login as auth
-from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
+from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.store import (
     BACKUP_FILE,
-    PENDING_FILE,
     SESSION_FILE,
     STATUS_FILE,
     TOKENS_FILE,
     Tokens,
-    TokenStore,
     read_status,
 )
 from mqtt_tokend.contract.records import SESSION_FIELDS, shape_problems
 from mqtt_tokend.errors import CryptoError, StoreError
 from tests.fuzz.profiles import budget
+from tests.fuzz.state_files import (
+    CIPHER,
+    DROP,
+    IS_DIR,
+    STRANGER,
+    T0,
+    listing,
+    names_file,
+    nothing_lost,
+    put,
+    state_dir,
+)
 from tests.fuzz.strategies import deep_json, depths, dumps, json_values, nested, truncations
 
-T0 = 1_800_000_000.0
-CIPHER = TokenCipher([generate_key()], source="/etc/mqtt-tokend/fernet.key")
-STRANGER = TokenCipher([generate_key()])
 MAIN = Tokens(
     access_token="fuzz-access-main",
     refresh_token="fuzz-refresh-main",
@@ -57,8 +59,6 @@ BACKUP = Tokens(
     authorized_at=T0 - 86400,
 )
 TOKEN_FIELDS = list(asdict(MAIN))
-DROP = object()  # a field removed from a record
-IS_DIR = b"<a directory>"  # the file's name is taken by a directory (holding one file)
 
 
 @dataclass(frozen=True)
@@ -157,56 +157,6 @@ def sealed_file(plaintext: bytes) -> bytes:
 
 
 absent = st.just(Content(None))
-
-
-# ---- the directory -----------------------------------------------------------------------
-
-
-@contextmanager
-def state_dir() -> Iterator[tuple[Path, TokenStore]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "state"
-        directory.mkdir(mode=0o700)
-        yield directory, TokenStore(directory, cipher=CIPHER)
-
-
-def put(directory: Path, name: str, data: bytes | None) -> None:
-    path = directory / name
-    if data is None:
-        return
-    if data == IS_DIR:
-        path.mkdir()
-        (path / "inside").write_bytes(b"kept with its directory")
-        return
-    path.write_bytes(data)
-
-
-def listing(directory: Path) -> dict[str, bytes]:
-    """Every file and directory under `directory`, with its content."""
-    return {
-        str(p.relative_to(directory)): IS_DIR if p.is_dir() else p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-    }
-
-
-def nothing_lost(before: dict[str, bytes], after: dict[str, bytes], *, rewritten: set[str]) -> None:
-    """No name gone; every content still somewhere (only `rewritten` may have new content).
-
-    A directory where the token file belongs is moved aside whole: its insides change names.
-    """
-    gone = {name for name in set(before) - set(after) if not name.startswith(f"{TOKENS_FILE}/")}
-    assert not gone, f"deleted: {gone}"
-    contents = list(after.values())
-    for name, content in before.items():
-        if name not in rewritten:
-            assert content in contents, f"the content of {name} is gone"
-    assert not [n for n in after if n.endswith(".tmp")], "a temporary file was left behind"
-
-
-def names_file(err: Exception, *paths: Path) -> None:
-    message = str(err)
-    assert message.strip()
-    assert any(str(path) in message for path in paths), message
 
 
 # ---- the properties ----------------------------------------------------------------------
@@ -321,81 +271,3 @@ def test_session_and_status_files_are_read_or_reported_by_name(
                 assert loaded == as_record(status)
                 assert loaded is not None
         assert listing(directory) == before
-
-
-AUTHORIZATION = auth.Authorization(
-    url="https://accounts.fuzz/authorize?state=fuzz-state",
-    redirect_uri="http://127.0.0.1:8888/callback",
-    created_at=T0,
-    state="fuzz-state",
-    code_verifier="fuzz-verifier",
-)
-PENDING_FIELDS = ["redirect_uri", "created_at", "secret"]
-SECRET_FIELDS = ["url", "state", "code_verifier"]
-
-
-def pending_file(record_changes: dict[str, Any], secret_changes: dict[str, Any], key: str) -> bytes:
-    secret = {
-        "state": AUTHORIZATION.state,
-        "code_verifier": AUTHORIZATION.code_verifier,
-        "url": AUTHORIZATION.url,
-    }
-    for name, value in secret_changes.items():
-        if value is DROP:
-            secret.pop(name, None)
-        else:
-            secret[name] = value
-    cipher = CIPHER if key == "ours" else STRANGER
-    record: dict[str, Any] = {
-        "redirect_uri": AUTHORIZATION.redirect_uri,
-        "created_at": AUTHORIZATION.created_at,
-        "secret": cipher.encrypt_json(secret),
-    }
-    for name, value in record_changes.items():
-        if value is DROP:
-            record.pop(name, None)
-        else:
-            record[name] = value
-    return dumps(record)
-
-
-VALID_PENDING = pending_file({}, {}, "ours")
-pending_contents = st.one_of(
-    st.just(VALID_PENDING),
-    truncations(VALID_PENDING),
-    st.binary(max_size=120),
-    json_values.map(dumps),
-    deep_json,
-    st.builds(
-        pending_file,
-        st.dictionaries(st.sampled_from(PENDING_FIELDS), json_values | st.just(DROP)),
-        st.dictionaries(st.sampled_from(SECRET_FIELDS), json_values | st.just(DROP)),
-        st.sampled_from(["ours", "stranger"]),
-    ),
-)
-
-
-@budget(150, io=True)
-@given(content=pending_contents, age=st.sampled_from([0.0, 10.0, auth.PENDING_MAX_AGE + 1]))
-def test_a_login_in_progress_is_well_formed_or_none(content: bytes, age: float) -> None:
-    with state_dir() as (directory, store):
-        put(directory, PENDING_FILE, content)
-        before = listing(directory)
-
-        pending = auth.load_pending(store, CIPHER, now=T0 + age)
-
-        if pending is not None:
-            assert isinstance(pending.url, str)
-            assert isinstance(pending.redirect_uri, str)
-            assert isinstance(pending.state, str)
-            assert pending.code_verifier is None or isinstance(pending.code_verifier, str)
-            assert isinstance(pending.created_at, float)
-            assert math.isfinite(pending.created_at)
-            assert T0 + age - pending.created_at <= auth.PENDING_MAX_AGE
-        if content == VALID_PENDING:
-            assert pending == (AUTHORIZATION if age <= auth.PENDING_MAX_AGE else None)
-        after = listing(directory)
-        if after != before:  # an unusable login in progress is kept aside, byte for byte
-            assert pending is None
-            before[f"{PENDING_FILE}.corrupt"] = before.pop(PENDING_FILE)
-        assert after == before

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import MOSQUITTO, WAIT, Broker, start_broker, stop_broker
 from tests.integration.conftest import AgentProcess, write_agent_config
-from tests.integration.watch import wait_until
+from tests.integration.watch import patient, wait_until
 
 BASE = "lofi/spotify"
 OBSERVER = "observer"  # a test-only account that reads everything; the shipped ones are as shipped
@@ -162,6 +162,7 @@ class Client:
         return self.client.publish(topic, payload, qos=1, properties=props)
 
     def wait(self, ready: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        timeout = patient(timeout)
         with self._cond:
             if not self._cond.wait_for(ready, timeout=timeout):
                 raise AssertionError(f"{self.user}: timed out after {timeout:g} s: {what}")
@@ -204,7 +205,7 @@ def agent_config(
         directory,
         emulator_url=emulator.url,
         mqtt=mqtt,
-        agent={"check_interval": 3600, "min_refresh_interval": 30},
+        agent={"check_interval": 3600, "min_refresh_interval": MIN_REFRESH_INTERVAL},
     )
 
 
@@ -252,6 +253,9 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 def start_agent(config: Path) -> AgentProcess:
     return AgentProcess(config).start()
+
+
+MIN_REFRESH_INTERVAL = 30  # the agents' config here: at most one refresh this often
 
 
 def have_mosquitto() -> bool:

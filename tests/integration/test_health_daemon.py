@@ -11,11 +11,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +22,7 @@ from mqtt_tokend.adapters.crypto import generate_key
 from mqtt_tokend.adapters.store import STATUS_FILE
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
-from mqtt_tokend.dev.emulator import (
-    SpotifyEmulator,
-)
+from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.integration.conftest import AgentProcess, cli, login
 from tests.integration.helpers import (
     make_confidential,
@@ -88,10 +83,14 @@ def test_lost_broker_is_an_error_with_the_fix_then_ok_again(
     record = status_file(config)
     assert record["state"] == "error", record
     assert "mqtt.host, mqtt.port" in str(record["instructions"]), record
-    assert any(
-        "WARNING" in line and "cannot reach the MQTT broker" in line
-        for line in running.output().splitlines()
-    ), running.output()[-3000:]
+    wait_until(  # the log line may follow the status file
+        lambda: any(
+            "WARNING" in line and "cannot reach the MQTT broker" in line
+            for line in running.output().splitlines()
+        ),
+        timeout=10,
+        what="the agent's warning in its log",
+    )
     status = cli(config, "status", timeout=60)
     assert "cannot reach the MQTT broker" in status.stdout, status
     check = cli(config, "check", timeout=60)
@@ -137,112 +136,6 @@ def test_rejected_client_is_an_error_at_once_naming_the_keys(
         agent.stop()
 
 
-# ---- item 3: systemd's watchdog ---------------------------------------------------------------
-
-
-class FakeSystemd:
-    """What systemd does with $NOTIFY_SOCKET: receive datagrams, note when each came."""
-
-    def __init__(self) -> None:
-        self.name = f"@mqtt-tokend-test-{uuid.uuid4().hex[:12]}"
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(b"\0" + self.name[1:].encode())
-        self._sock.settimeout(0.2)
-        self._lock = threading.Lock()
-        self.seen: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(4096)
-            except TimeoutError:
-                continue
-            at = time.monotonic()
-            with self._lock:
-                self.seen.extend((at, field) for field in data.decode().splitlines())
-
-    def times(self, field: str) -> list[float]:
-        with self._lock:
-            return [at for at, seen in self.seen if seen == field]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self._sock.close()
-
-
-WATCHDOG_SEC = 6.0
-
-
-def test_watchdog_trips_on_a_frozen_loop_not_on_a_trickling_spotify(
-    logged_in: Path,
-    watcher: Watcher,
-    topics: Topics,
-    broker: PrivateMosquitto,
-    emulator: SpotifyEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    set_in_config(logged_in, "request_timeout", "1")
-    systemd = FakeSystemd()
-    monkeypatch.setenv("NOTIFY_SOCKET", systemd.name)
-    monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_SEC * 1_000_000)))
-    agent = AgentProcess(logged_in).start()
-    assert agent.process is not None
-    try:
-        watcher.wait_for(topics.health, state_is("ok"))
-        ready = wait_until(lambda: systemd.times("READY=1"), timeout=10, what="READY=1")[0]
-        with_ready = [field for at, field in systemd.seen if at == ready]
-        assert "STATUS=ok: login loaded" in with_ready, with_ready  # the first health record
-        wait_until(lambda: len(systemd.times("WATCHDOG=1")) >= 2, timeout=10, what="pings")
-
-        # A stalled Spotify: every refresh trickles until its overall deadline.
-        emulator.inject("trickle", endpoint="token", count=None, delay=0.4)
-        start = time.monotonic()
-        mosquitto_pub(broker, topics.request("refresh"))
-        retrying = watcher.wait_for(topics.health, state_is("retrying"), after=start, timeout=10)
-        report("trickling Spotify to retrying", retrying.at - start)
-        token = watcher.on(topics.token)[-1]
-        assert token.payload, "the token must stay served"
-        answered = topics.response("refresh")
-        base = len(watcher.on(answered))
-        for sent in range(base, base + 4):  # keep the loop busy with stalled calls for a while
-            mosquitto_pub(broker, topics.request("refresh"))
-            wait_until(
-                lambda n=sent: len(watcher.on(answered)) > n,
-                timeout=10,
-                what="the answer to a refresh",
-            )
-        pings = [at for at in systemd.times("WATCHDOG=1") if at >= start]
-        gaps = [b - a for a, b in zip([start, *pings], pings, strict=False)]
-        print(f"\n[watchdog] longest gap between pings while Spotify trickles: {max(gaps):.2f} s")
-        assert max(gaps) < WATCHDOG_SEC, gaps
-        assert watcher.on(topics.token)[-1].payload == token.payload
-        emulator.clear_faults()
-
-        # A frozen loop: no ping within WatchdogSec, so systemd would restart it.
-        os.kill(agent.process.pid, signal.SIGSTOP)
-        frozen = time.monotonic()
-        time.sleep(WATCHDOG_SEC)  # the window in which systemd expects a ping
-        late = [at for at in systemd.times("WATCHDOG=1") if at > frozen + 0.2]
-        assert late == [], "a frozen agent must not ping"
-        os.kill(agent.process.pid, signal.SIGCONT)
-        wait_until(
-            lambda: [at for at in systemd.times("WATCHDOG=1") if at > frozen + WATCHDOG_SEC],
-            timeout=WATCHDOG_SEC,
-            what="pings again after SIGCONT",
-        )
-        agent.stop()
-        assert systemd.times("STOPPING=1"), systemd.seen
-    finally:
-        if agent.process.poll() is None:
-            os.kill(agent.process.pid, signal.SIGCONT)
-        agent.stop()
-        systemd.close()
-
-
 # ---- item 4: `refresh` does not contradict `status` ------------------------------------------
 
 
@@ -267,11 +160,6 @@ def test_refresh_during_failures_says_retrying_not_fresh(
 # ---- item 6: a full state directory never loses the login -------------------------------------
 
 
-@pytest.fixture
-def token_lifetime() -> float:
-    return 8.0  # a refresh every four seconds
-
-
 def _fill(directory: Path) -> Path:
     filler = directory / "filler"
     with filler.open("wb", buffering=0) as handle:
@@ -283,6 +171,9 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
+# 8 s tokens (a refresh every four seconds) for this test only: the others keep hour-long
+# tokens, so a slow machine cannot let the token expire in the middle of what they watch.
+@pytest.mark.parametrize("token_lifetime", [8.0], ids=["8s-tokens"])
 def test_full_state_directory_makes_no_rotating_call_and_keeps_the_login(
     config_file: Path,
     watcher: Watcher,

@@ -4,18 +4,21 @@ what the player and Home Assistant accounts can make the agent do. Run with -s f
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from mqtt_tokend.adapters.store import STATUS_FILE, read_status
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from tests.deploy.conftest import Broker
 from tests.integration.conftest import AgentProcess, approve, login
 from tests.integration.hostile import (
     BASE,
     MARKS,
+    MIN_REFRESH_INTERVAL,
     OBSERVER,
     Client,
     agent_config,
@@ -109,8 +112,14 @@ def test_the_players_code_smuggled_through_a_reply_does_not_log_the_agent_in(
     assert record["login_pending"] is True and record["login_topic"] == f"{BASE}/login"
     assert state not in json.dumps(record) and "auth_url" not in record
     assert player.on(f"{BASE}/login") == []  # retained, sent before health if allowed
-    status_file = logged_out.config.parent / "state" / "auto_token_status.json"
-    wait_until(status_file.exists, timeout=10, what="the status file")  # written after health
+    state_dir = logged_out.config.parent / "state"
+    status_file = state_dir / STATUS_FILE
+    # The file is written beside the retained health, not before it: wait for the same record.
+    wait_until(
+        lambda: (read_status(state_dir) or {}).get("login_pending"),
+        timeout=30,
+        what="the status file to say a login is pending",
+    )
     assert state not in status_file.read_text()
     assert status_file.stat().st_mode & 0o777 == 0o640
     assert url not in logged_out.output()
@@ -186,19 +195,23 @@ def test_a_burst_of_ten_thousand_requests_costs_at_most_two_spotify_calls(
     settled(sender, observer)
     calls, published = spotify_calls(emulator), observer.count(published_by_agent)
     payload = b"http://127.0.0.1:8888/callback?code=c&state=guess" if verb == "auth" else b""
+    started = time.monotonic()
     for _ in range(BURST):
         last = sender.send(f"{BASE}/request/{verb}", payload)
     last.wait_for_publish(60)
     settled(sender, observer, timeout=300)
+    elapsed = time.monotonic() - started
     answered = len(observer.on(f"{BASE}/response/{verb}"))
     spent = spotify_calls(emulator) - calls
     other = observer.count(published_by_agent) - published
     print(
         f"\n{verb}: {BURST} sent, {answered} answered, {spent} Spotify calls, "
-        f"{other} publishes outside response/"
+        f"{other} publishes outside response/ in {elapsed:.0f} s"
     )
     assert answered > 0
-    assert spent <= 2
+    # Two calls for the burst; a slow machine that takes longer than the agent's
+    # min_refresh_interval to answer it may make one more call per interval, no more.
+    assert spent <= 2 + int(elapsed // MIN_REFRESH_INTERVAL), (spent, elapsed)
     assert other <= 6
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -17,9 +18,21 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 T = TypeVar("T")
 
+# The deadlines written in the tests suit a quiet machine; on a busy one (CI beside other jobs)
+# everything may take several times as long. Each wait is stretched by PATIENCE: a passing test
+# waits no longer, only a failure takes longer to report.
+PATIENCE = float(os.environ.get("MQTT_TOKEND_TEST_PATIENCE", "3"))
+
+
+def patient(timeout: float) -> float:
+    """`timeout` stretched for a busy machine."""
+    return timeout * PATIENCE
+
 
 def wait_until(condition: Callable[[], T], *, timeout: float, what: str) -> T:
-    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds
+    (stretched by PATIENCE)."""
+    timeout = patient(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -120,7 +133,9 @@ class Watcher:
         timeout: float = 10.0,
         after: float = 0.0,
     ) -> Seen:
-        """The first message on `topic` that arrived after `after` (monotonic) and is accepted."""
+        """The first message on `topic` that arrived after `after` (monotonic) and is accepted
+        (`timeout` stretched by PATIENCE)."""
+        timeout = patient(timeout)
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:

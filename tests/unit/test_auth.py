@@ -9,7 +9,6 @@ import json
 import re
 import socket
 import threading
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -181,16 +180,6 @@ def test_state_mismatch_does_not_echo_the_code() -> None:
     with pytest.raises(InputError) as caught:
         code_from_redirect(f"{REDIRECT}?code=SECRET-CODE&state=other", expected_state=STATE)
     assert "SECRET-CODE" not in str(caught.value)
-
-
-@pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher([generate_key()])
-
-
-@pytest.fixture
-def store(tmp_path: Path, cipher: TokenCipher) -> TokenStore:
-    return TokenStore(tmp_path / "state", cipher=cipher)
 
 
 @pytest.fixture

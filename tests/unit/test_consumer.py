@@ -24,11 +24,6 @@ BASE = "test/consumer"
 TOPICS = Topics(BASE)
 
 
-@pytest.fixture
-def cipher() -> TokenCipher:
-    return TokenCipher([generate_key()])
-
-
 def sealed(
     cipher: TokenCipher, access: str, *, expires_at: float, lifetime: float = 3600.0
 ) -> bytes:

@@ -21,12 +21,21 @@ PACKAGE_DIR = Path(mqtt_tokend.__file__).parent
 MAX_LINES = 400
 
 # The floors each floor may import from the package (the package root only holds `__version__`).
+# Every floor is listed: a module on a floor missing here fails `every-floor-declared`.
+_BELOW_DAEMON = {"errors", "config", "contract", "core", "adapters"}
 FLOOR_MAY_IMPORT = {
     "errors": {"errors"},
     "config": {"errors", "config"},
     "contract": {"errors", "config", "contract", "core"},
     "core": {"errors", "config", "contract", "core"},
     "adapters": {"errors", "config", "contract", "core", "adapters"},
+    "daemon": {*_BELOW_DAEMON, "daemon"},
+    "consumer": {*_BELOW_DAEMON, "consumer"},  # what a consumer app imports: never the agent
+    "cli": {*_BELOW_DAEMON, "daemon", "consumer", "cli", "dev"},  # dev lazily: dev_violations
+    "dev": {*_BELOW_DAEMON, "consumer", "dev"},  # the agent runs as a subprocess, never imported
+    "webapi": {*_BELOW_DAEMON, "consumer", "webapi"},  # a consumer's Web API client
+    "root": {"errors", "contract", "consumer"},  # lazy re-exports for `import mqtt_tokend`
+    "__main__": {"cli"},
 }
 # `webapi` is the consumer side's Web API client: it builds on `consumer` and the adapters, and
 # nothing but a consumer's own code imports it (not the agent, not the CLI's `get-token`).
@@ -37,12 +46,12 @@ FLOOR_MAY_NOT_IMPORT = {
     "cli": {"webapi"},
 }
 PURE_FLOORS = ("contract", "core")
-# Each outside library is imported by its one module per side. `requests` has two on purpose:
-# the agent's Spotify adapter, and the consumers' Web API transport (mqtt_tokend.webapi), which
-# `get-token` and `TokenConsumer` never load (tests/unit/test_consumer.py checks they stay light).
-SOLE_IMPORTER = {
-    "paho": ("adapters.mqtt",),
-    "requests": ("adapters.spotify", "webapi.transport"),
+# The modules that may import each outside library. `requests` has two on purpose: the agent's
+# Spotify adapter, and the consumers' Web API transport (mqtt_tokend.webapi), which `get-token`
+# and `TokenConsumer` never load (tests/unit/test_consumer.py checks they stay light).
+LIBRARY_IMPORTERS = {
+    "paho": {"adapters.mqtt"},
+    "requests": {"adapters.spotify", "webapi.transport"},
 }
 
 
@@ -215,24 +224,34 @@ def dev_violations(root: Path, package: str) -> list[str]:
 
 
 def outside_library_violations(root: Path, package: str) -> list[str]:
-    """Each of paho and requests is imported by exactly its named modules, and by no other."""
+    """paho and requests are imported by their listed modules only, and each listed one that
+    exists does."""
     problems = []
     imports = read_imports(root, package)
-    modules = set(module_names(root, package))
-    for library, sole in SOLE_IMPORTER.items():
-        expected = [f"{package}.{name}" for name in sole if f"{package}.{name}" in modules]
+    present = set(module_names(root, package))
+    for library, modules in LIBRARY_IMPORTERS.items():
+        expected = {f"{package}.{module}" for module in modules} & present
         users = [imp for imp in imports if not imp.internal and imp.target == library]
         problems.extend(
-            f"{imp.where(root, package)}: only {' and '.join(expected)} may import {library}"
+            f"{imp.where(root, package)}: only {', '.join(sorted(expected))} may import {library}"
             for imp in users
             if imp.source not in expected
         )
         problems.extend(
-            f"{name} no longer imports {library}: update SOLE_IMPORTER"
-            for name in expected
-            if name not in {imp.source for imp in users}
+            f"{name} no longer imports {library}: update LIBRARY_IMPORTERS"
+            for name in sorted(expected - {imp.source for imp in users})
         )
     return problems
+
+
+def undeclared_floors(root: Path, package: str) -> list[str]:
+    """Every module sits on a floor FLOOR_MAY_IMPORT lists, so no floor escapes the rules."""
+    return [
+        f"{module_path(root, package, name)} is on floor {floor(package, name)!r}, "
+        "which FLOOR_MAY_IMPORT does not list"
+        for name in module_names(root, package)
+        if floor(package, name) not in FLOOR_MAY_IMPORT
+    ]
 
 
 def purity_violations(root: Path, package: str) -> list[str]:
@@ -261,7 +280,7 @@ def purity_violations(root: Path, package: str) -> list[str]:
         heavy = sorted(
             name
             for name in seen
-            if name in SOLE_IMPORTER
+            if name in LIBRARY_IMPORTERS
             or (name in modules and floor(package, name) not in {*FLOOR_MAY_IMPORT["core"], "root"})
         )
         if heavy:
@@ -357,6 +376,7 @@ def oversized_modules(root: Path, package: str) -> list[str]:
 
 CHECKS = {
     "floors": floor_violations,
+    "every-floor-declared": undeclared_floors,
     "dev-only-lazily-from-cli": dev_violations,
     "one-module-per-outside-library": outside_library_violations,
     "contract-and-core-load-nothing-heavy": purity_violations,
@@ -459,4 +479,29 @@ def test_the_checker_passes_a_clean_package_and_flags_eager_dev_and_size(tmp_pat
     ]
     assert oversized_modules(root, "fakepkg") == [
         f"fakepkg/cli/main.py has {MAX_LINES + 1} lines (at most {MAX_LINES})"
+    ]
+
+
+def test_the_upper_floors_have_their_own_lists(tmp_path: Path) -> None:
+    """daemon, consumer and dev each stay off the floors beside them; a new floor must be listed."""
+    root = _fake_package(
+        tmp_path,
+        {
+            "daemon/loop.py": "from fakepkg.consumer import fetch\n",
+            "consumer/fetch.py": "from fakepkg.daemon import loop\n",
+            "dev/demo.py": "def run():\n    from fakepkg.daemon import loop\n",
+            "gadgets/thing.py": "",
+        },
+    )
+    assert floor_violations(root, "fakepkg") == [
+        "fakepkg/consumer/fetch.py:1 imports fakepkg.daemon.loop: consumer may import only "
+        "adapters, config, consumer, contract, core, errors",
+        "fakepkg/daemon/loop.py:1 imports fakepkg.consumer.fetch: daemon may import only "
+        "adapters, config, contract, core, daemon, errors",
+        "fakepkg/dev/demo.py:2 imports fakepkg.daemon.loop (in a function): dev may import only "
+        "adapters, config, consumer, contract, core, dev, errors",
+    ]
+    assert undeclared_floors(root, "fakepkg") == [
+        "fakepkg/gadgets/__init__.py is on floor 'gadgets', which FLOOR_MAY_IMPORT does not list",
+        "fakepkg/gadgets/thing.py is on floor 'gadgets', which FLOOR_MAY_IMPORT does not list",
     ]

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import base64
-import email.utils
-import json
-import threading
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
-from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant, _classify, parse_retry_after
+from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
@@ -27,220 +18,27 @@ from mqtt_tokend.errors import (
     TokendError,
     TransientError,
 )
-
-NOW = 1_800_000_000.0
-ACCOUNTS = "https://accounts.test"
-API = "https://api.test"
-CLIENT_ID = "client-id-123"
-# Known strings that must never surface in a repr or an exception message.
-SECRET = "CLIENT-SECRET-do-not-leak"
-REFRESH = "REFRESH-TOKEN-do-not-leak"
-ACCESS = "ACCESS-TOKEN-do-not-leak"
-NEW_REFRESH = "NEW-REFRESH-do-not-leak"
-CODE = "AUTH-CODE-do-not-leak"
-VERIFIER = "PKCE-VERIFIER-do-not-leak"
-KNOWN_SECRETS = (SECRET, REFRESH, ACCESS, NEW_REFRESH, CODE, VERIFIER)
-
-
-@dataclass(frozen=True)
-class Canned:
-    """One HTTP answer."""
-
-    status: int
-    body: bytes | dict[str, Any] | list[Any] = b""
-    headers: dict[str, str] | None = None
-
-
-Answer = Canned | BaseException
-
-
-def _response(answer: Canned, request: requests.PreparedRequest) -> requests.Response:
-    response = requests.Response()
-    response.status_code = answer.status
-    body = answer.body
-    if not isinstance(body, bytes):
-        body = json.dumps(body).encode()
-    headers = dict(answer.headers or {})
-    if isinstance(answer.body, dict | list):
-        headers.setdefault("Content-Type", "application/json")
-    response.headers = CaseInsensitiveDict(headers)
-    response._content = body
-    response._content_consumed = True  # type: ignore[attr-defined]
-    response.url = request.url or ""
-    response.request = request
-    return response
-
-
-class CannedAdapter(BaseAdapter):
-    """Answers every request with the next canned answer (the last one repeats)."""
-
-    def __init__(self, *answers: Answer) -> None:
-        super().__init__()
-        self.answers = list(answers)
-        self.requests: list[requests.PreparedRequest] = []
-        self.timeouts: list[Any] = []
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: Any = None,
-        verify: Any = True,
-        cert: Any = None,
-        proxies: Any = None,
-    ) -> requests.Response:
-        self.requests.append(request)
-        self.timeouts.append(timeout)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        return _response(answer, request)
-
-    def close(self) -> None:
-        pass
-
-    def form(self, index: int = -1) -> dict[str, str]:
-        body = self.requests[index].body
-        text = body.decode() if isinstance(body, bytes) else str(body or "")
-        return {k: v[0] for k, v in parse_qs(text).items()}
-
-
-def make_client(
-    *answers: Answer, secret: str = "", timeout: float = 7.5
-) -> tuple[SpotifyClient, CannedAdapter]:
-    adapter = CannedAdapter(*answers)
-    session = requests.Session()
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    client = SpotifyClient(
-        client_id=CLIENT_ID,
-        client_secret=secret,
-        accounts_url=ACCOUNTS,
-        api_url=API,
-        timeout=timeout,
-        session=session,
-        clock=lambda: NOW,
-    )
-    return client, adapter
-
-
-def good_token(**extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "access_token": ACCESS,
-        "token_type": "Bearer",
-        "expires_in": 3600,
-        "scope": "user-read-playback-state",
-    }
-    body.update(extra)
-    return body
-
-
-def web_api_error(status: int, message: str) -> dict[str, Any]:
-    return {"error": {"status": status, "message": message}}
-
-
-HTTP_DATE_IN_2_MIN = email.utils.formatdate(NOW + 120, usegmt=True)
-CAPTIVE_PORTAL = b"<html><body><h1>Hotel WiFi</h1><form>Log in to continue</form></body></html>"
-
-# (answer, expected exception type or None for a grant, expected retry_after)
-TOKEN_CASES: list[tuple[Answer, type[BaseException] | None, float | None]] = [
-    (Canned(200, good_token(refresh_token=NEW_REFRESH)), None, None),
-    (Canned(200, good_token()), None, None),
-    (Canned(200, b"this is not json at all"), TransientError, None),
-    (Canned(200, b"\xff\xfe\x00\x01\x89PNG garbage \x00"), TransientError, None),
-    (Canned(200, b'{"access_token": "' + ACCESS.encode() + b'", "expi'), TransientError, None),
-    (Canned(200, [good_token()]), TransientError, None),
-    (Canned(200, b"null"), TransientError, None),
-    (Canned(200, b""), TransientError, None),
-    (Canned(200, {"access_token": ACCESS, "scope": "x"}), TransientError, None),
-    (Canned(200, {"expires_in": 3600}), TransientError, None),
-    (Canned(200, good_token(expires_in=0)), TransientError, None),
-    (Canned(200, good_token(expires_in=-5)), TransientError, None),
-    (Canned(200, good_token(expires_in="abc")), TransientError, None),
-    (Canned(200, good_token(expires_in=None)), TransientError, None),
-    (Canned(200, good_token(access_token="")), TransientError, None),
-    (Canned(200, good_token(access_token=12345)), TransientError, None),
-    (Canned(429, {"error": "rate"}, {"Retry-After": "30"}), TransientError, 30.0),
-    (Canned(429, b"", {"Retry-After": "7200"}), TransientError, 3600.0),  # capped at an hour
-    (Canned(429, b"", {"Retry-After": HTTP_DATE_IN_2_MIN}), TransientError, 120.0),
-    (Canned(429, b""), TransientError, None),
-    (Canned(429, b"", {"Retry-After": "soon-ish"}), TransientError, None),
-    (Canned(429, b"", {"Retry-After": "inf"}), TransientError, None),
-    (Canned(500, b"Internal Server Error"), TransientError, None),
-    (Canned(502, b"<html>Bad Gateway</html>"), TransientError, None),
-    (Canned(503, {"error": "server_error"}), TransientError, None),
-    (
-        Canned(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"}),
-        AuthRejected,
-        None,
-    ),
-    (
-        Canned(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}),
-        AuthRejected,
-        None,
-    ),
-    (
-        Canned(400, {"error": "invalid_client", "error_description": "Invalid client"}),
-        ClientRejected,
-        None,
-    ),
-    (
-        Canned(401, {"error": "invalid_client", "error_description": "Invalid client secret"}),
-        ClientRejected,
-        None,
-    ),
-    (
-        Canned(400, {"error": "unsupported_grant_type", "error_description": "grant_type bad"}),
-        SpotifyError,
-        None,
-    ),
-    (Canned(403, {"error": "access_denied"}), SpotifyError, None),
-    (Canned(400, CAPTIVE_PORTAL, {"Content-Type": "text/html"}), TransientError, None),
-    (requests.ConnectionError("Connection refused"), TransientError, None),
-    (requests.Timeout("read timed out"), TransientError, None),
-    (requests.ConnectTimeout("connect timed out"), TransientError, None),
-    (requests.exceptions.ChunkedEncodingError("connection broken"), TransientError, None),
-    (requests.exceptions.SSLError("certificate verify failed"), TransientError, None),
-]
-TOKEN_IDS = [
-    "200-good-with-new-refresh-token",
-    "200-good-without-refresh-token",
-    "200-garbage-text",
-    "200-binary-garbage",
-    "200-truncated-json",
-    "200-json-array",
-    "200-json-null",
-    "200-empty-body",
-    "200-missing-expires_in",
-    "200-missing-access_token",
-    "200-expires_in-0",
-    "200-expires_in-negative",
-    "200-expires_in-abc",
-    "200-expires_in-null",
-    "200-empty-access_token",
-    "200-numeric-access_token",
-    "429-retry-after-seconds",
-    "429-retry-after-hours",
-    "429-retry-after-http-date",
-    "429-no-retry-after",
-    "429-garbage-retry-after",
-    "429-infinite-retry-after",
-    "500",
-    "502-html",
-    "503-json",
-    "400-invalid_grant-revoked",
-    "400-invalid_grant-invalid",
-    "400-invalid_client",
-    "401-invalid_client",
-    "400-unsupported_grant_type",
-    "403",
-    "400-html-captive-portal",
-    "connection-refused",
-    "timeout",
-    "connect-timeout",
-    "chunked-encoding-broken",
-    "tls-error",
-]
+from tests.unit.spotify_canned import (
+    ACCESS,
+    ACCOUNTS,
+    API,
+    CAPTIVE_PORTAL,
+    CLIENT_ID,
+    CODE,
+    KNOWN_SECRETS,
+    NEW_REFRESH,
+    REFRESH,
+    SECRET,
+    TOKEN_CASES,
+    TOKEN_IDS,
+    VERIFIER,
+    Answer,
+    Canned,
+    assert_no_secrets,
+    good_token,
+    make_client,
+    web_api_error,
+)
 
 
 @pytest.mark.parametrize(("answer", "expected", "retry_after"), TOKEN_CASES, ids=TOKEN_IDS)
@@ -263,7 +61,7 @@ def test_refresh_outcome(
     assert type(error) is expected, f"{type(error).__name__}: {error}"
     if isinstance(error, TransientError):
         assert error.retry_after == retry_after
-    _assert_no_secrets(error)
+    assert_no_secrets(error)
 
 
 def test_invalid_client_is_a_configuration_error_naming_the_keys() -> None:
@@ -328,7 +126,7 @@ def test_me_outcome(answer: Canned, expected: type[BaseException]) -> None:
     with pytest.raises(TokendError) as caught:
         client.me(ACCESS)
     assert type(caught.value) is expected, f"{type(caught.value).__name__}: {caught.value}"
-    _assert_no_secrets(caught.value)
+    assert_no_secrets(caught.value)
 
 
 def test_me_returns_profile_and_sends_bearer_token() -> None:
@@ -402,7 +200,7 @@ def test_exchange_code_without_refresh_token_is_refused() -> None:
     with pytest.raises(SpotifyError) as caught:
         client.exchange_code(code=CODE, redirect_uri="http://127.0.0.1:8888/callback")
     assert "refresh token" in str(caught.value)
-    _assert_no_secrets(caught.value)
+    assert_no_secrets(caught.value)
 
 
 def test_client_credentials_needs_a_secret() -> None:
@@ -479,135 +277,3 @@ def test_reprs_hold_no_secret() -> None:
         for known in KNOWN_SECRETS:
             assert known not in text
     assert CLIENT_ID in repr(client)
-
-
-# Every answer that fails, made with the known strings in the request and in the bodies.
-FAILURES: list[Answer] = [answer for answer, expected, _ in TOKEN_CASES if expected is not None] + [
-    Canned(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}),
-    Canned(200, {"access_token": ACCESS, "expires_in": "abc", "refresh_token": NEW_REFRESH}),
-    Canned(200, {"access_token": ACCESS, "refresh_token": NEW_REFRESH}),
-]
-
-
-@pytest.mark.parametrize("secret", ["", SECRET], ids=["pkce", "confidential"])
-def test_no_exception_message_holds_a_secret(secret: str) -> None:
-    calls: list[Callable[[SpotifyClient], object]] = [
-        lambda c: c.refresh(REFRESH),
-        lambda c: c.exchange_code(
-            code=CODE, redirect_uri="http://127.0.0.1:1/cb", code_verifier=VERIFIER
-        ),
-        lambda c: c.me(ACCESS),
-        lambda c: c.devices(ACCESS),
-    ]
-    raised = 0
-    for answer in FAILURES:
-        for call in calls:
-            client, _ = make_client(answer, secret=secret)
-            try:
-                call(client)
-            except TokendError as error:
-                raised += 1
-                _assert_no_secrets(error)
-    assert raised >= len(FAILURES) * 3
-
-
-def _assert_no_secrets(error: BaseException) -> None:
-    texts = [str(error), repr(error), "".join(traceback.format_exception(error))]
-    texts += [repr(value) for value in vars(error).values()]
-    for text in texts:
-        for known in KNOWN_SECRETS:
-            assert known not in text, f"{known} leaked in {type(error).__name__}: {text}"
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("0", 0.0),
-        ("45", 45.0),
-        (" 12 ", 12.0),
-        ("2.5", 2.5),
-        ("-10", 0.0),
-        ("nan", None),
-        ("inf", None),
-        ("tomorrow", None),
-        (HTTP_DATE_IN_2_MIN, 120.0),
-        (email.utils.formatdate(NOW - 60, usegmt=True), 0.0),
-        ("1000000000", 3600.0),
-        (email.utils.formatdate(NOW + 5 * 86400, usegmt=True), 3600.0),
-    ],
-    ids=[
-        "absent",
-        "empty",
-        "zero",
-        "seconds",
-        "padded",
-        "fractional",
-        "negative-clamped",
-        "nan",
-        "inf",
-        "garbage",
-        "http-date-future",
-        "http-date-past",
-        "huge-capped-at-an-hour",
-        "date-days-away-capped-at-an-hour",
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, now=NOW) == expected
-
-
-def test_classify_returns_body_of_a_success() -> None:
-    request = requests.Request("GET", f"{API}/v1/me").prepare()
-    response = _response(Canned(200, {"id": "alice"}), request)
-    assert _classify(response, what="GET /v1/me", now=NOW, web_api=True) == {"id": "alice"}
-
-
-def test_classify_401_on_token_endpoint_is_not_an_access_token_rejection() -> None:
-    # Only the Web API's 401 means "refresh the access token"; a 401 from the Accounts
-    # service without invalid_client is some other refusal.
-    request = requests.Request("POST", f"{ACCOUNTS}/api/token").prepare()
-    response = _response(Canned(401, {"error": "unauthorized_client"}), request)
-    with pytest.raises(SpotifyError) as caught:
-        _classify(response, what="refresh", now=NOW, web_api=False)
-    assert type(caught.value) is SpotifyError
-    assert caught.value.status == 401
-
-
-# -- the overall deadline, against the emulator over real HTTP -------------------------------
-
-
-@pytest.mark.parametrize("endpoint", ["token", "me"])
-def test_a_trickling_answer_fails_within_the_deadline(endpoint: str) -> None:
-    """One byte every 0.3 s passes a 1 s per-read timeout for a minute; the call gives up at 1 s."""
-    from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
-
-    outcome: list[BaseException | dict[str, Any] | TokenGrant] = []
-    done = threading.Event()
-    with SpotifyEmulator() as emulator:
-        emulator.inject("trickle", endpoint=endpoint, delay=0.3)
-        client = SpotifyClient(
-            client_id=DEMO_CLIENT_ID,
-            accounts_url=emulator.url,
-            api_url=emulator.url,
-            timeout=1.0,
-        )
-
-        def call() -> None:
-            try:
-                if endpoint == "token":
-                    outcome.append(client.refresh("any-refresh-token"))
-                else:
-                    outcome.append(client.me("any-access-token"))
-            except BaseException as err:  # handed to the test thread
-                outcome.append(err)
-            finally:
-                done.set()
-
-        threading.Thread(target=call, daemon=True).start()
-        # The whole trickled 503 takes over a minute; the deadline ends the call at 1 s.
-        assert done.wait(10), "the call was still reading the trickle after 10 s"
-        client.close()
-    assert isinstance(outcome[0], TransientError)
-    assert "within 1 s" in str(outcome[0])

@@ -1,4 +1,5 @@
-"""Issue 12 in the daemon's pieces: the broker watch, the full disk, Retry-After, the refusal."""
+"""The session keeper's faults (issue 12): a full disk, a rejected client, Retry-After kept
+across a restart, and what the gate and a refusal say."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.daemon import token_files
-from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.refusal import not_refreshed
@@ -22,51 +22,6 @@ from mqtt_tokend.daemon.snapshot import Retained
 from mqtt_tokend.errors import ClientRejected, TransientError
 from tests.fakes import FakeClock, FakeSpotify
 from tests.unit.test_keeper import keeper_on
-
-
-class Link:
-    def __init__(self) -> None:
-        self.up = False
-
-
-def watch_on(link: Link, clock: FakeClock) -> BrokerWatch:
-    return BrokerWatch(
-        connected=lambda: link.up,
-        last_error=lambda: "refused",
-        where="localhost:1883",
-        config_path="/etc/mqtt-tokend/config.toml",
-        monotonic=clock.monotonic,
-        grace=10.0,
-    )
-
-
-def test_the_broker_watch_speaks_past_the_grace_and_again_when_reached(clock: FakeClock) -> None:
-    link = Link()
-    watch = watch_on(link, clock)
-    assert not watch.follow() and watch.seconds_until_due() == 10.0
-    clock.advance(9.9)
-    assert not watch.follow() and watch.problem is None
-    clock.advance(0.1)
-    assert watch.follow()
-    assert watch.problem is not None and "localhost:1883 (refused)" in watch.problem
-    assert "/etc/mqtt-tokend/config.toml" in watch.instructions
-    assert not watch.follow() and watch.seconds_until_due() is None  # said once
-    link.up = True
-    assert watch.follow() and watch.problem is None
-    assert not watch.follow()
-
-
-def test_a_short_disconnect_is_not_worth_a_word(clock: FakeClock) -> None:
-    link = Link()
-    link.up = True
-    watch = watch_on(link, clock)
-    watch.follow()
-    link.up = False
-    clock.advance(5)
-    assert not watch.follow()
-    link.up = True
-    clock.advance(20)
-    assert not watch.follow() and watch.problem is None
 
 
 def on_a_disk(
