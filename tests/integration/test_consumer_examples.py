@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,6 @@ from tests.integration.hostile import (
     agent_config,
     have_mosquitto,
     shipped_broker,
-    wait_for_state,
 )
 
 pytestmark = [
@@ -60,27 +60,56 @@ class Setup:
         return self.config.parent / "fernet.key"
 
 
+@dataclass(frozen=True)
+class Place:
+    """The shipped broker and the emulator, shared by the cases."""
+
+    broker: Broker
+    emulator: SpotifyEmulator
+
+
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def place() -> Iterator[Place]:
     directory = Path(tempfile.mkdtemp(prefix="mqtt-tokend-examples-"))
     directory.chmod(0o755)  # Mosquitto reads its files after dropping root
     broker = shipped_broker(directory / "broker")
-    observer = Client(broker, OBSERVER).connect()
-    observer.subscribe(f"{BASE}/health")
     try:
         with SpotifyEmulator() as emulator:
-            config = agent_config(tmp_path_factory.mktemp("agent"), broker, emulator)
-            assert login(config).returncode == 0
-            agent = AgentProcess(config).start()
-            try:
-                wait_for_state(observer, "ok")
-                yield Setup(broker, emulator, config)
-            finally:
-                agent.stop()
+            yield Place(broker, emulator)
     finally:
-        observer.close()
         stop_broker(broker)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def setup(place: Place, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """A freshly logged-in agent for each case: a rejected report skips the rate limit at most
+    once a minute per agent (the README's bound), so cases must not share one."""
+    observer = Client(place.broker, OBSERVER).connect()
+    observer.subscribe(f"{BASE}/health")
+    config = agent_config(tmp_path_factory.mktemp("agent"), place.broker, place.emulator)
+    assert login(config).returncode == 0
+    started = time.time()
+    agent = AgentProcess(config).start()
+    try:
+        # This agent's own `ok` (its token is retained before it), not the one before it left.
+        observer.wait(
+            lambda: any(
+                json.loads(payload).get("state") == "ok"
+                and json.loads(payload).get("checked_at", 0) >= int(started)
+                for payload in observer.on(f"{BASE}/health")
+            ),
+            "this agent's ok health record",
+        )
+        yield Setup(place.broker, place.emulator, config)
+    finally:
+        agent.stop()
+        observer.close()
+        # The next case's agent has a key of its own: leave it no token of this one's.
+        cleaner = Client(place.broker, "mqtt-tokend").connect()
+        for topic in (f"{BASE}/token", f"{BASE}/token/app", f"{BASE}/health"):
+            cleaner.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(RUN_TIMEOUT)
+        cleaner.close()
 
 
 @pytest.fixture(scope="session")
