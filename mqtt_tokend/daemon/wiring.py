@@ -26,13 +26,14 @@ from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import OFFLINE, Topics
 from mqtt_tokend.contract.wire import MAX_REQUEST_BYTES
 from mqtt_tokend.core.timing import Clock, SystemClock
+from mqtt_tokend.daemon import loop
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Connected, Disconnected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.daemon.notify import Notifier, client_fix
 from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
@@ -101,7 +102,6 @@ def build_agent(
     spotify: SpotifyPort,
     cipher: TokenCipher,
     publisher: Publisher,
-    inbox: queue.Queue[InboxItem],
     clock: Clock,
     rng: random.Random | None = None,
     broker: BrokerWatch | None = None,
@@ -140,9 +140,7 @@ def build_agent(
         check_interval=settings.check_interval,
         broker=broker,
     )
-    return Agent(
-        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox, now=clock.monotonic
-    )
+    return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, now=clock.monotonic)
 
 
 # The most Spotify calls one step of the loop makes (refresh, profile, devices, player); each
@@ -212,7 +210,6 @@ def serve(config: Config) -> int:
         spotify=spotify,
         cipher=cipher,
         publisher=link,
-        inbox=inbox,
         clock=clock,
         broker=broker,
     )
@@ -228,7 +225,7 @@ def serve(config: Config) -> int:
     _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
     link.start()  # READY=1 goes with the first health record (sinks)
     try:
-        agent.run()
+        loop.run(agent, inbox)
     finally:
         systemd.stopping()
         link.stop(last=agent.final_messages())

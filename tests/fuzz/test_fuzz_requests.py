@@ -31,8 +31,8 @@ from mqtt_tokend.contract.wire import (
     parse_request,
     token_sha256,
 )
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget

@@ -15,8 +15,8 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wire import token_sha256
+from mqtt_tokend.daemon.agent import BIRTH_COALESCE, Agent
 from mqtt_tokend.daemon.inbox import Connected, Request
-from mqtt_tokend.daemon.loop import BIRTH_COALESCE, Agent
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 
