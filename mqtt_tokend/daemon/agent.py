@@ -17,6 +17,7 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.daemon.answers import Decision, Done, RequestHandler, Work
 from mqtt_tokend.daemon.broadcast import Broadcaster
+from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.remote_login import RemoteLogin
@@ -40,11 +41,13 @@ class Agent:
         sinks: Sinks,
         login: RemoteLogin,
         mqtt: Broadcaster,
+        broker: BrokerWatch | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keeper = keeper
         self._sinks = sinks
         self._login = login
+        self._broker = broker
         self._answers = RequestHandler(mqtt, now=now)
         self._births = Throttle(BIRTH_COALESCE)
 
@@ -64,7 +67,7 @@ class Agent:
 
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
-        broker = self._sinks.broker
+        broker = self._broker
         if broker is not None and broker.follow():  # reached or lost: health says so now
             self._sinks.feed(replace(self._keeper.snapshot(), changed=frozenset({Retained.HEALTH})))
         if isinstance(item, Connected):
@@ -82,7 +85,7 @@ class Agent:
     def seconds_until_next_deadline(self) -> float:
         """How long the loop may wait for the inbox before something is due."""
         wait = self._keeper.seconds_until_next_deadline()
-        broker = self._sinks.broker
+        broker = self._broker
         due = broker.seconds_until_due() if broker is not None else None
         return wait if due is None else min(wait, due)
 
@@ -107,8 +110,9 @@ class Agent:
             refreshed, snapshot = self._keeper.refresh_requested(decision.request, decision.body)
             if snapshot is not None:  # Spotify was called
                 self._sinks.feed(snapshot)
-        health = self._sinks.health(self._keeper.snapshot()).to_payload()
-        self._answers.answer(decision, Done(health=health, refreshed=refreshed))
+        snapshot = self._keeper.snapshot()
+        health = self._sinks.health(snapshot).to_payload()
+        self._answers.answer(decision, Done(health=health, now=snapshot.now, refreshed=refreshed))
 
     def _login_refused(self) -> None:
         """A pasted login was refused: an alert while a login is offered; health is untouched."""

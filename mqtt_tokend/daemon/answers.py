@@ -66,6 +66,7 @@ class Done:
     """What came of a decision's work, for the answer."""
 
     health: dict[str, Any] = field(default_factory=dict)  # the health record after the work
+    now: float = 0.0  # wall time on the agent's clock, when the health record was taken
     refreshed: RefreshOutcome | None = None  # Work.REFRESH
     profile: dict[str, Any] | None = None  # Work.LOGIN: the user's profile; None when refused
 
@@ -126,7 +127,7 @@ class RequestHandler:
         if decision.work == Work.LOGIN:
             return self._answer_login(decision.reply, done.profile)
         if decision.work == Work.REFRESH and done.refreshed is not None:
-            self._answer_refresh(decision.reply, transaction, done.refreshed, done.health)
+            self._answer_refresh(decision.reply, transaction, done.refreshed, done.health, done.now)
             return False
         if decision.work == Work.CHECK:
             self._checks.done(ended=self._now())
@@ -160,7 +161,12 @@ class RequestHandler:
         self._out.respond(reply, ok=False, error=error, transaction=transaction)
 
     def _answer_refresh(
-        self, reply: Reply, transaction: Any, outcome: RefreshOutcome, health: dict[str, Any]
+        self,
+        reply: Reply,
+        transaction: Any,
+        outcome: RefreshOutcome,
+        health: dict[str, Any],
+        now: float,
     ) -> None:
         data = outcome.data(health)
         if outcome.reason == NotRefreshed.NO_LOGIN:
@@ -168,7 +174,7 @@ class RequestHandler:
                 reply, ok=False, error=health["message"], data=data, transaction=transaction
             )
             return
-        held = None if outcome.refreshed else not_refreshed(health)
+        held = None if outcome.refreshed else not_refreshed(health, now=now)
         ok = health["state"] in (State.OK, State.RETRYING) and held is None
         error = None if ok else held or str(data["message"])
         self._out.respond(reply, ok=ok, data=data, error=error, transaction=transaction)

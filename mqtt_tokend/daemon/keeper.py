@@ -144,7 +144,6 @@ class SessionKeeper:
             now=self._clock.wall(),
             state=record.state,
             message=record.message,
-            cipher=self._files.cipher,
             user_token=ServedToken.of(session.tokens),
             app_token=self._app.token,
             login_rejected=session.login_rejected,

@@ -48,13 +48,12 @@ class Sinks:
         self._check_interval = check_interval
         self._token_live = False  # a user token is retained on the broker now
         self._discovery_removed = False
-        self.broker = broker
+        self._broker = broker  # its problem overrides health while the broker is lost
         self._ready = False  # systemd has been told READY=1
         self._login_shown: str | None = None  # the URL retained on <base>/login now
 
     def feed(self, snapshot: Snapshot) -> None:
         """Tell people, then publish what the step changed: tokens before health."""
-        self._mqtt.cipher = snapshot.cipher
         self._notifier.follow(snapshot)
         changed = snapshot.changed
         everything = Retained.EVERYTHING in changed
@@ -105,7 +104,7 @@ class Sinks:
             player=snapshot.player,
             retry_after_until=snapshot.retry_after_until,
         )
-        broker = self.broker
+        broker = self._broker
         if broker is None or broker.problem is None:
             return health
         return replace(

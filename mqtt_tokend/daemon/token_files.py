@@ -4,6 +4,7 @@ and the key file, with what changed since the agent last read or wrote them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,16 @@ RESERVE_BYTES = 64 * 1024  # far more than the token file, its backup and a temp
 class TokenFiles:
     """Reads and writes through the store, and notices a new login or a rotated key."""
 
-    def __init__(self, *, store: TokenStore, key_file: Path, cipher: TokenCipher) -> None:
+    def __init__(
+        self,
+        *,
+        store: TokenStore,
+        key_file: Path,
+        on_new_key: Callable[[TokenCipher], None] | None = None,
+    ) -> None:
         self._store = store
         self._key_file = key_file
-        self.cipher = cipher
+        self._on_new_key = on_new_key  # who else encrypts with the key: the MQTT output
         self._key_signature = file_signature(key_file)
         self._tokens_signature: tuple[int, int, int] | None = None
         self._reminded: set[float] = set()  # reauth_soon thresholds already announced
@@ -98,8 +105,9 @@ class TokenFiles:
             _LOG.error("the key file changed but cannot be used (%s); keeping the old keys", err)
             return False
         _LOG.info("the key file changed; re-encrypting with the new primary key")
-        self.cipher = cipher
         self._store.use_cipher(cipher)
+        if self._on_new_key is not None:
+            self._on_new_key(cipher)
         return True
 
     def load_session(self) -> dict[str, Any]:

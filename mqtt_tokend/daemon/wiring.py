@@ -112,7 +112,8 @@ def build_agent(
     login = RemoteLogin(spotify=spotify, config=config.spotify, store=store, now=clock.wall)
     keeper = SessionKeeper(
         settings=settings,
-        files=TokenFiles(store=store, key_file=settings.key_file, cipher=cipher),
+        # A rotated key file: the store re-encrypts with it, and so does the MQTT output.
+        files=TokenFiles(store=store, key_file=settings.key_file, on_new_key=mqtt.use_cipher),
         spotify=spotify,
         app=AppTokenKeeper(
             spotify=spotify,
@@ -140,7 +141,9 @@ def build_agent(
         check_interval=settings.check_interval,
         broker=broker,
     )
-    return Agent(keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, now=clock.monotonic)
+    return Agent(
+        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, broker=broker, now=clock.monotonic
+    )
 
 
 # The most Spotify calls one step of the loop makes (refresh, profile, devices, player); each

@@ -27,7 +27,7 @@ def keeper_on(
     store.save(Tokens("access-0", "refresh-0", now + 3000, "scope", now - 600, now - 86400))
     keeper = SessionKeeper(
         settings=settings,
-        files=TokenFiles(store=store, key_file=settings.key_file, cipher=cipher),
+        files=TokenFiles(store=store, key_file=settings.key_file),
         spotify=spotify,
         app=AppTokenKeeper(spotify=spotify, clock=clock, early=600, retry=300),
         devices=DeviceWatch(spotify=spotify, zeroconf_url=""),
