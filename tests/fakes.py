@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.messages import Reply
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Connected
 from mqtt_tokend.daemon.wiring import build_agent

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.core.gate import Throttle
 from mqtt_tokend.daemon.answers import Decision, Done, RequestHandler, Work
 from mqtt_tokend.daemon.broadcast import Broadcaster

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.wire import RefreshOutcome
 from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.core.timing import Clock, Deadline

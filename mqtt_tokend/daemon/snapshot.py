@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.core.statemachine import Event
 
 

@@ -14,10 +14,9 @@ from typing import Any
 
 from mqtt_tokend import errors
 from mqtt_tokend.adapters import logsafe
-from mqtt_tokend.adapters.spotify import TokenGrant
-from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import retry_after_until
+from mqtt_tokend.contract.tokens import TokenGrant, Tokens
 from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, rejected_sha256, token_sha256
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.core.statemachine import Event

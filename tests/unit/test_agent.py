@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wire import token_sha256
 from mqtt_tokend.daemon.agent import BIRTH_COALESCE, Agent

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.daemon import token_files

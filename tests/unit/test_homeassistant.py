@@ -16,11 +16,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from mqtt_tokend.adapters.login import code_from_redirect
 from mqtt_tokend.contract import homeassistant as ha
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.notices import EVENTS
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.core.oauth import code_from_redirect
 from mqtt_tokend.errors import AuthRejected
 from tests.homeassistant.test_real_ha import log_problems
 

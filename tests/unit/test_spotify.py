@@ -17,7 +17,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant, _classify, parse_retry_after
+from mqtt_tokend.adapters.spotify import SpotifyClient, _classify, parse_retry_after
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
