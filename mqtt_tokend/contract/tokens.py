@@ -66,16 +66,22 @@ def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
     return value
 
 
-def _seconds(data: dict[str, Any], key: str) -> float:
-    """A time field: a finite number (a bool, a huge integer, NaN or infinity is corruption)."""
-    value = data[key]
+def unix_seconds(value: Any) -> float | None:
+    """A Unix time from JSON, or None when it is not one a float can hold (a bool, a huge
+    integer, NaN or infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{key} is {type(value).__name__}, not a number")
+        return None
     try:
         seconds = float(value)
     except OverflowError:
-        raise ValueError(f"{key} is out of range") from None
-    if not math.isfinite(seconds):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _seconds(data: dict[str, Any], key: str) -> float:
+    """A time field of the token record; anything but a finite number is corruption."""
+    seconds = unix_seconds(data[key])
+    if seconds is None:
         raise ValueError(f"{key} is not a finite number")
     return seconds
 

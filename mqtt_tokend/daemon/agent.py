@@ -68,7 +68,7 @@ class Agent:
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
         broker = self._broker
-        if broker is not None and broker.follow():  # reached or lost: health says so now
+        if broker is not None and broker.recheck():  # reached or lost: health says so now
             self._sinks.feed(replace(self._keeper.snapshot(), changed=frozenset({Retained.HEALTH})))
         if isinstance(item, Connected):
             self._sinks.announce(self._keeper.snapshot())

@@ -97,7 +97,7 @@ class SessionKeeper:
             session.refresh("scheduled")
         tokens, wall = session.tokens, self._clock.wall()
         unusable = session.login_rejected or tokens is None or tokens.expires_at <= wall
-        if self._app.follow(needed=self._app.possible and unusable):  # degraded mode
+        if self._app.update(needed=self._app.possible and unusable):  # degraded mode
             self._record.changed(Retained.APP_TOKEN)
         if self._due(self._checks.due):
             self._checks.check()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from mqtt_tokend import __version__
+from mqtt_tokend._version import __version__
 from mqtt_tokend.adapters import systemd
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import HomeAssistantConfig

@@ -128,6 +128,14 @@ class TokenFiles:
         self.update_session(reauth_warned=sorted(self._reminded))
         return True
 
+    def remember_retry_after(self, until: float | None) -> None:
+        """Keep the end of Spotify's Retry-After across a restart (None: none holds); a failure
+        is only logged."""
+        try:
+            self._store.remember_retry_after(until)
+        except (StoreError, OSError) as err:
+            _LOG.warning("cannot write the session record: %s", err)
+
     def update_session(self, **changes: Any) -> None:
         """Change some fields of the session record; a failure is only logged."""
         session = self._store.load_session() | changes

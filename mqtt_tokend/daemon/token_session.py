@@ -261,7 +261,7 @@ class TokenSession:
         self.tokens = tokens  # in memory even if the disk fails: it may be the only copy
         if self.retry_after is not None:
             self.retry_after = None
-            self._files.update_session(retry_after_until=None)
+            self._files.remember_retry_after(None)
         if not self.save(tokens):  # the rotated refresh token is on disk before publishing
             return False
         self._expires_mono = self._clock.monotonic() + grant.expires_in
@@ -299,7 +299,7 @@ class TokenSession:
         self.refresh_due = Deadline.after(delay, self._clock)
         if retry_after is not None:
             until = retry_after_until(self._clock.wall(), retry_after)
-            self._files.update_session(retry_after_until=until)
+            self._files.remember_retry_after(until)
             self._hold(until)
         _LOG.warning("refresh failed (%s); attempt %d, next in %.1f s", err, self.failures, delay)
         self.apply(Event.TRANSIENT_FAILURE, f"refresh failed ({err}); retrying in {delay:.0f} s")
