@@ -37,7 +37,7 @@ from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.notify import Notifier, client_fix
 from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
-from mqtt_tokend.daemon.sinks import Sinks
+from mqtt_tokend.daemon.sinks import MqttSink, Sinks, StatusFile, SystemdStatus
 from mqtt_tokend.daemon.token_files import TokenFiles
 from mqtt_tokend.errors import ConfigError, CryptoError
 
@@ -132,13 +132,18 @@ def build_agent(
         instructions=auth_instructions(str(config.path) if config.path else None),
         client_instructions=client_fix(str(config.path) if config.path else None),
     )
-    sinks = Sinks(
+    outputs = MqttSink(
         mqtt=mqtt,
-        notifier=notifier,
         login=login,
-        store=store,
         homeassistant=config.homeassistant,
         check_interval=settings.check_interval,
+    )
+    sinks = Sinks(
+        notifier=notifier,
+        login=login,
+        mqtt=outputs,
+        others=(StatusFile(store=store), SystemdStatus()),
+        login_topic=mqtt.topics.login,
         broker=broker,
     )
     return Agent(
