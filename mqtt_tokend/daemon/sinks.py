@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from mqtt_tokend._version import __version__
@@ -32,10 +32,18 @@ from mqtt_tokend.errors import StoreError
 _LOG = logging.getLogger(__name__)
 
 
-class Sink(Protocol):
-    """One output of the agent, given each snapshot with its health record."""
+@dataclass(frozen=True)
+class Told:
+    """What people are told after a step: the health record, and the login link offered."""
 
-    def feed(self, snapshot: Snapshot, health: Health) -> None:
+    health: Health
+    login_url: str | None = field(default=None, repr=False)  # it carries the login's state
+
+
+class Sink(Protocol):
+    """One output of the agent, given each snapshot with what people are told."""
+
+    def feed(self, snapshot: Snapshot, told: Told) -> None:
         """Tell the world what the step changed."""
         ...
 
@@ -51,12 +59,12 @@ class StatusFile:
     def __init__(self, *, store: TokenStore) -> None:
         self._store = store
 
-    def feed(self, snapshot: Snapshot, health: Health) -> None:
+    def feed(self, snapshot: Snapshot, told: Told) -> None:
         """Write the health record when it changed."""
         if not health_changed(snapshot):
             return
         try:
-            self._store.save_status(health.to_payload())
+            self._store.save_status(told.health.to_payload())
         except (StoreError, OSError) as err:
             _LOG.warning("cannot write the status file: %s", err)
 
@@ -67,11 +75,11 @@ class SystemdStatus:
     def __init__(self) -> None:
         self._ready = False  # systemd has been told READY=1
 
-    def feed(self, snapshot: Snapshot, health: Health) -> None:
+    def feed(self, snapshot: Snapshot, told: Told) -> None:
         """Say the health record's first words to systemd when it changed."""
         if not health_changed(snapshot):
             return
-        line = f"{health.state.value}: {health.message}"
+        line = f"{told.health.state.value}: {told.health.message}"
         if not self._ready:  # the first word of health is out: systemd may start what needs us
             self._ready = systemd.ready(line)
         else:
@@ -86,19 +94,17 @@ class MqttSink:
         self,
         *,
         mqtt: Broadcaster,
-        login: RemoteLogin,
         homeassistant: HomeAssistantConfig,
         check_interval: float,
     ) -> None:
         self._mqtt = mqtt
-        self._login = login
         self._ha = homeassistant
         self._check_interval = check_interval
         self._token_live = False  # a user token is retained on the broker now
         self._discovery_removed = False
         self._login_shown: str | None = None  # the URL retained on <base>/login now
 
-    def feed(self, snapshot: Snapshot, health: Health) -> None:
+    def feed(self, snapshot: Snapshot, told: Told) -> None:
         """Publish what the step changed: tokens before health."""
         changed = snapshot.changed
         everything = Retained.EVERYTHING in changed
@@ -112,9 +118,11 @@ class MqttSink:
             self._publish_token(TokenKind.USER, user, snapshot.now)  # 3.1.1 brokers keep it
         if Retained.APP_TOKEN in changed or (everything and snapshot.app_token is not None):
             self._publish_token(TokenKind.APP, snapshot.app_token, snapshot.now)
-        self._publish_login(snapshot, force=everything)
+        if everything or told.login_url != self._login_shown:
+            self._mqtt.login(told.login_url)  # its own topic: only the agent and HA read it
+            self._login_shown = told.login_url
         if health_changed(snapshot):
-            self._mqtt.health(health.to_payload())
+            self._mqtt.health(told.health.to_payload())
             self._mqtt.online()  # a monitor that judged us stuck said offline: we are back
         if snapshot.devices is not None:
             self._mqtt.devices(list(snapshot.devices), now=snapshot.now)
@@ -165,14 +173,6 @@ class MqttSink:
             now=now,
         )
 
-    def _publish_login(self, snapshot: Snapshot, *, force: bool) -> None:
-        """The offered login's URL on its own topic, which only the agent and Home Assistant
-        read: it carries the login's state. A stale offer is renewed first."""
-        url = self._login.current() if snapshot.login_rejected else None
-        if force or url != self._login_shown:
-            self._mqtt.login(url)
-            self._login_shown = url
-
 
 class Sinks:
     """Everything the agent tells the world: people first, then every sink with the health
@@ -198,9 +198,10 @@ class Sinks:
     def feed(self, snapshot: Snapshot) -> None:
         """Tell people, then every sink what the step changed."""
         self._notifier.follow(snapshot)
-        health = self.health(snapshot)
+        url = self._login.current() if snapshot.login_rejected else None  # a stale one renewed
+        told = Told(self.health(snapshot), url)
         for sink in self._sinks:
-            sink.feed(snapshot, health)
+            sink.feed(snapshot, told)
 
     def announce(self, snapshot: Snapshot) -> None:
         """After (re)connecting or Home Assistant's birth: discovery and every retained message."""

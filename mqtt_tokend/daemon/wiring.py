@@ -134,7 +134,6 @@ def build_agent(
     )
     outputs = MqttSink(
         mqtt=mqtt,
-        login=login,
         homeassistant=config.homeassistant,
         check_interval=settings.check_interval,
     )
