@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mqtt_tokend import _version
+
+__version__ = _version.__version__  # kept in a leaf module, so no floor imports the root
+
 __all__ = ["Token", "TokenConsumer", "TokendError", "fetch_token"]
 
 _WHERE = {

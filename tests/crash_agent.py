@@ -17,6 +17,7 @@ from typing import Any
 
 from mqtt_tokend.adapters import spotify, store
 from mqtt_tokend.cli import main as cli
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.daemon import broadcast
 
 STEP = sys.argv.pop(1)
@@ -52,7 +53,7 @@ elif STEP == "published":
     refreshed: list[bool] = []
     original_refresh = spotify.SpotifyClient.refresh
 
-    def refresh(self: spotify.SpotifyClient, refresh_token: str) -> spotify.TokenGrant:
+    def refresh(self: spotify.SpotifyClient, refresh_token: str) -> TokenGrant:
         grant = original_refresh(self, refresh_token)
         refreshed.append(True)
         return grant

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import queue
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.messages import Reply
+from mqtt_tokend.contract.tokens import TokenGrant
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Connected
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.daemon.wiring import build_agent
 from mqtt_tokend.errors import TokendError
 
@@ -165,7 +164,6 @@ def running_agent(
         spotify=spotify,
         cipher=cipher,
         publisher=publisher,
-        inbox=queue.Queue(),
         clock=clock,
         rng=random.Random(7),
     )

@@ -17,7 +17,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,6 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from mqtt_tokend.adapters.deadline import WATCHED_POOLS, call_deadline
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,
@@ -37,17 +37,6 @@ from mqtt_tokend.errors import (
 _LOG = logging.getLogger(__name__)
 
 _SECRET_FIELDS = ("refresh_token", "code", "code_verifier")  # form fields an echo must not show
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    """What the token endpoint answered."""
-
-    access_token: str = field(repr=False)
-    expires_in: float
-    scope: str
-    token_type: str = "Bearer"
-    refresh_token: str | None = field(default=None, repr=False)
 
 
 MAX_RETRY_AFTER = RETRY_AFTER_CAP  # Spotify has asked for hours; why an hour: contract/health

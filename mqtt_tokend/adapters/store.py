@@ -11,11 +11,10 @@ import contextlib
 import grp
 import json
 import logging
-import math
 import os
 import pwd
 import stat
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from mqtt_tokend.contract.records import (
     STATUS_REQUIRED,
     shape_problems,
 )
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)
@@ -40,64 +40,6 @@ LOG_FILE = "auto_token.log"
 HEALTH_LOG_FILE = "token_health.log"
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """The user's Spotify tokens; times are Unix seconds."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    expires_at: float
-    scope: str
-    issued_at: float
-    authorized_at: float
-    token_type: str = "Bearer"
-
-    def seconds_left(self, now: float) -> float:
-        """Seconds until the access token expires (negative once it has)."""
-        return self.expires_at - now
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Tokens:
-        """Rebuild from the decrypted file; StoreError when a field is missing or wrong."""
-        try:
-            tokens = cls(
-                access_token=_text(data, "access_token"),
-                refresh_token=_text(data, "refresh_token"),
-                expires_at=_seconds(data, "expires_at"),
-                scope=_text(data, "scope", ""),
-                issued_at=_seconds(data, "issued_at"),
-                authorized_at=_seconds(data, "authorized_at"),
-                token_type=_text(data, "token_type", "Bearer"),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise StoreError(f"token record is incomplete or malformed ({err!r})") from None
-        if not tokens.access_token or not tokens.refresh_token:
-            raise StoreError("token record has an empty token")
-        return tokens
-
-
-def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
-    """A string field as written; anything else means the record is not ours."""
-    value = data[key] if default is None else data.get(key, default)
-    if not isinstance(value, str):
-        raise TypeError(f"{key} is {type(value).__name__}, not a string")
-    return value
-
-
-def _seconds(data: dict[str, Any], key: str) -> float:
-    """A time field: a finite number (a bool, a huge integer, NaN or infinity is corruption)."""
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{key} is {type(value).__name__}, not a number")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        raise ValueError(f"{key} is out of range") from None
-    if not math.isfinite(seconds):
-        raise ValueError(f"{key} is not a finite number")
-    return seconds
 
 
 def write_json(

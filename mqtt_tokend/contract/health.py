@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from mqtt_tokend import __version__
+from mqtt_tokend._version import __version__
 
 
 class State(StrEnum):

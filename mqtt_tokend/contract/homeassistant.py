@@ -50,7 +50,7 @@ MANUFACTURER = "mqtt-tokend"
 MODEL = "Spotify token agent"
 
 BIRTH_PAYLOAD = "online"  # what Home Assistant publishes on `<prefix>/status` when it starts
-EXPIRE_MARGIN = 60.0  # seconds on top of two health checks before entities turn unavailable
+EXPIRE_AFTER_SLACK = 60.0  # seconds on top of two health checks before entities turn unavailable
 TEXT_MAX = 255  # Home Assistant's MAX_LENGTH_STATE_STATE: the largest `max` a text accepts
 PROBLEM_STATES = (State.AUTH_REQUIRED, State.ERROR, State.DEGRADED)
 OTHER_EVENT = "other"  # alert events this release does not know yet still reach automations
@@ -90,7 +90,7 @@ def _slug(text: str) -> str:
     return _NOT_SLUG.sub("_", text.lower()).strip("_")
 
 
-def expire_after_for(check_interval: float, margin: float = EXPIRE_MARGIN) -> int:
+def expire_after_for(check_interval: float, margin: float = EXPIRE_AFTER_SLACK) -> int:
     """Seconds without a health record before its entities turn unavailable."""
     return math.ceil(2 * check_interval + margin)
 

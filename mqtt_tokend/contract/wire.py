@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mqtt_tokend.contract.tokens import unix_seconds
 from mqtt_tokend.contract.topics import OFFLINE, ONLINE
 from mqtt_tokend.errors import CryptoError
 
 MAX_REQUEST_BYTES = 4096
 MAX_REQUEST_DEPTH = 16  # nesting levels; the echoed `transaction` must not exhaust the stack
-EXPIRY_MARGIN = 5.0  # a token this close to expiry is not handed out (or a quarter of its life)
+NEAR_EXPIRY_SECONDS = 5.0  # a token this close to expiry is not handed out (or 1/4 its life)
 
 
 class TokenKind(StrEnum):
@@ -72,18 +73,7 @@ def token_plaintext(
 def usable(expires_at: float, issued_at: float | None, *, now: float) -> bool:
     """True while a token is worth handing out: not expired, nor within the margin of it."""
     lifetime = expires_at - issued_at if issued_at is not None else 0.0
-    return expires_at - min(EXPIRY_MARGIN, max(lifetime, 0.0) / 4) > now
-
-
-def _seconds(value: Any) -> float | None:
-    """A Unix time from JSON, or None when it is not one a float can hold."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
+    return expires_at - min(NEAR_EXPIRY_SECONDS, max(lifetime, 0.0) / 4) > now
 
 
 @dataclass(frozen=True)
@@ -100,10 +90,10 @@ class Token:
     @classmethod
     def from_plaintext(cls, value: dict[str, Any]) -> Token:
         """The token in a decrypted JSON object; CryptoError when it is not a token object."""
-        access, expires_at = value.get("access_token"), _seconds(value.get("expires_at"))
+        access, expires_at = value.get("access_token"), unix_seconds(value.get("expires_at"))
         if not isinstance(access, str) or not access or expires_at is None:
             raise CryptoError("the decrypted payload is not a token object")
-        issued_at = _seconds(value.get("issued_at"))
+        issued_at = unix_seconds(value.get("issued_at"))
         if issued_at is None and value.get("issued_at") is not None:
             raise CryptoError("the decrypted payload is not a token object (issued_at)")
         return cls(

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Reply
@@ -25,7 +27,6 @@ from mqtt_tokend.core.gate import SingleFlight, Throttle
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.refusal import not_refreshed
-from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
 
@@ -35,37 +36,47 @@ REFUSAL_LOG_INTERVAL = 60.0  # seconds between two log lines about refused Respo
 MAX_RESPONSE_TOPIC = 256  # characters
 
 
-class Session(Protocol):
-    """What answering needs from the agent."""
+class Work(StrEnum):
+    """What the loop does for a request before it is answered."""
 
-    def health_payload(self) -> dict[str, Any]:
-        """The health record as of now."""
-        ...
+    NOTHING = "nothing"  # answer with the health record as it stands
+    CHECK = "check"  # verify the session with Spotify, then answer with the health record
+    REFRESH = "refresh"  # refresh if the gate allows, then answer with the outcome
+    LOGIN = "login"  # finish the offered login with the pasted redirect URL
 
-    def check(self) -> None:
-        """Verify the session with Spotify now (and publish the result)."""
-        ...
 
-    def refresh_on_request(self, request: Request, body: dict[str, Any]) -> RefreshOutcome:
-        """Refresh if the gate allows: a new token, or why not and when the next may be made."""
-        ...
+@dataclass(frozen=True)
+class Decision:
+    """A request the handler accepted: the work the loop carries out, and where to answer."""
 
-    def finish_login(self, payload: bytes) -> dict[str, Any]:
-        """Complete the offered login from a pasted redirect URL; the user's profile."""
-        ...
+    work: Work
+    request: Request
+    reply: Reply
+    body: dict[str, Any] = field(default_factory=dict)
 
-    def login_refused(self) -> None:
-        """Tell the people that a pasted login was refused (the health record is untouched)."""
-        ...
+    @property
+    def pasted(self) -> bytes:
+        """The pasted redirect URL of a login (the payload is not JSON)."""
+        return self.request.message.payload
+
+
+@dataclass(frozen=True)
+class Done:
+    """What came of a decision's work, for the answer."""
+
+    health: dict[str, Any] = field(default_factory=dict)  # the health record after the work
+    now: float = 0.0  # wall time on the agent's clock, when the health record was taken
+    refreshed: RefreshOutcome | None = None  # Work.REFRESH
+    profile: dict[str, Any] | None = None  # Work.LOGIN: the user's profile; None when refused
 
 
 class RequestHandler:
-    """Parses a request, acts through the session, and answers on the response topic."""
+    """Parses a request and decides what it asks for; answers it once the loop has done that.
 
-    def __init__(
-        self, session: Session, out: Broadcaster, *, now: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._session = session
+    Requests that ask for nothing (malformed, refused, unknown) are answered at once.
+    """
+
+    def __init__(self, out: Broadcaster, *, now: Callable[[], float] = time.monotonic) -> None:
         self._out = out
         self._now = now
         self._checks = SingleFlight(CHECK_MIN_INTERVAL)
@@ -74,13 +85,13 @@ class RequestHandler:
         self._refused = 0  # requests refused for their Response Topic since the last log line
         self._pastes_refused = 0  # pasted logins refused since the last log line
 
-    def handle(self, request: Request) -> None:
-        """Act on one request; malformed ones get an error answer and change nothing."""
+    def decide(self, request: Request) -> Decision | None:
+        """What one request asks the loop to do; None when it was answered (or ignored)."""
         message = request.message
         topics = self._out.topics
         verb = topics.verb_of(message.topic)
         if message.retain or verb is None:
-            return  # a retained command is stale by definition
+            return None  # a retained command is stale by definition
         asked = message.response_topic or None  # an empty Response Topic is none
         refused = asked is not None and not self._replies_to(asked, verb)
         reply = Reply(
@@ -88,30 +99,39 @@ class RequestHandler:
             correlation_data=message.correlation_data,
         )
         if verb == "auth" and not refused:  # the payload is the pasted redirect URL, not JSON
-            self._auth(message.payload, reply)
-            return
+            return Decision(Work.LOGIN, request, reply)
         try:
             body = {} if verb == "auth" else parse_request(message.payload)
         except RequestError as err:
             self._out.respond(reply, ok=False, error=str(err))
-            return
+            return None
         transaction = body.get("transaction")
         if refused:
             self._refuse(reply, transaction)
-        elif verb not in REQUEST_VERBS:
+            return None
+        if verb not in REQUEST_VERBS:
             known = ", ".join(sorted(REQUEST_VERBS))
             error = f"unknown verb {verb!r}; use one of {known}"
             self._out.respond(reply, ok=False, error=error, transaction=transaction)
-        elif verb == "refresh":
-            self._refresh(request, body, reply)
-        else:
-            if verb == "check" and self._checks.should_call(
-                received=request.received, now=self._now()
-            ):
-                self._session.check()
-                self._checks.done(ended=self._now())
-            health = self._session.health_payload()
-            self._out.respond(reply, ok=True, data=health, transaction=transaction)
+            return None
+        if verb == "refresh":
+            return Decision(Work.REFRESH, request, reply, body)
+        if verb == "check" and self._checks.should_call(received=request.received, now=self._now()):
+            return Decision(Work.CHECK, request, reply, body)
+        return Decision(Work.NOTHING, request, reply, body)
+
+    def answer(self, decision: Decision, done: Done) -> bool:
+        """Answer a decided request; True when people should be told of a refused login."""
+        transaction = decision.body.get("transaction")
+        if decision.work == Work.LOGIN:
+            return self._answer_login(decision.reply, done.profile)
+        if decision.work == Work.REFRESH and done.refreshed is not None:
+            self._answer_refresh(decision.reply, transaction, done.refreshed, done.health, done.now)
+            return False
+        if decision.work == Work.CHECK:
+            self._checks.done(ended=self._now())
+        self._out.respond(decision.reply, ok=True, data=done.health, transaction=transaction)
+        return False
 
     def _replies_to(self, topic: str, verb: str) -> bool:
         """A Response Topic the agent may publish to: one topic under `<base>/response/`; for a
@@ -139,32 +159,35 @@ class RequestHandler:
         error = f"refused: the Response Topic must be under {prefix}"
         self._out.respond(reply, ok=False, error=error, transaction=transaction)
 
-    def _refresh(self, request: Request, body: dict[str, Any], reply: Reply) -> None:
-        transaction = body.get("transaction")
-        outcome = self._session.refresh_on_request(request, body)
-        health = self._session.health_payload()
+    def _answer_refresh(
+        self,
+        reply: Reply,
+        transaction: Any,
+        outcome: RefreshOutcome,
+        health: dict[str, Any],
+        now: float,
+    ) -> None:
         data = outcome.data(health)
         if outcome.reason == NotRefreshed.NO_LOGIN:
             self._out.respond(
                 reply, ok=False, error=health["message"], data=data, transaction=transaction
             )
             return
-        held = None if outcome.refreshed else not_refreshed(health)
+        held = None if outcome.refreshed else not_refreshed(health, now=now)
         ok = health["state"] in (State.OK, State.RETRYING) and held is None
         error = None if ok else held or str(data["message"])
         self._out.respond(reply, ok=ok, data=data, error=error, transaction=transaction)
 
-    def _auth(self, payload: bytes, reply: Reply) -> None:
-        try:
-            profile = self._session.finish_login(payload)
-        except TokendError:
+    def _answer_login(self, reply: Reply, profile: dict[str, Any] | None) -> bool:
+        if profile is None:
             self._out.respond(reply, ok=False, error=REFUSED)  # the same bytes for every refusal
             self._pastes_refused += 1
-            if self._failure_reports.allow(self._now()):  # a flood is one report a minute
-                _LOG.warning("refused %d pasted login(s) on request/auth", self._pastes_refused)
-                self._pastes_refused = 0
-                self._session.login_refused()
-            return
+            if not self._failure_reports.allow(self._now()):  # a flood is one report a minute
+                return False
+            _LOG.warning("refused %d pasted login(s) on request/auth", self._pastes_refused)
+            self._pastes_refused = 0
+            return True
         who = user_name(profile) or "unknown user"
         _LOG.info("logged in over MQTT as %s", who)
         self._out.respond(reply, ok=True, data={"user": who})
+        return False

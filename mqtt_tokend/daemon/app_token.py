@@ -42,7 +42,7 @@ class AppTokenKeeper:
         """When the app token expires, if there is one."""
         return self.token.expires_at if self.token else None
 
-    def follow(self, *, needed: bool) -> bool:
+    def update(self, *, needed: bool) -> bool:
         """Fetch when first needed or due, withdraw when no longer needed; True when changed."""
         due = self.due is not None and self.due.remaining(self._clock) <= 0
         if due or (self.due is None) == needed:

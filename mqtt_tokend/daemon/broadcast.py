@@ -27,7 +27,11 @@ class Broadcaster:
     def __init__(self, publisher: Publisher, topics: Topics, cipher: TokenCipher) -> None:
         self._publisher = publisher
         self.topics = topics
-        self.cipher = cipher
+        self._cipher = cipher
+
+    def use_cipher(self, cipher: TokenCipher) -> None:
+        """Encrypt with a rotated key file's primary key from now on."""
+        self._cipher = cipher
 
     def online(self) -> None:
         """`online` on the availability topic (the Last Will says `offline`)."""
@@ -57,7 +61,7 @@ class Broadcaster:
             kind=kind,
         )
         expiry = math.ceil(left)
-        self._publisher.publish(topic, self.cipher.encrypt_json(plain), retain=True, expiry=expiry)
+        self._publisher.publish(topic, self._cipher.encrypt_json(plain), retain=True, expiry=expiry)
         _LOG.info("published the %s token on %s (expires in %d s)", kind, topic, expiry)
 
     def health(self, payload: dict[str, Any]) -> None:

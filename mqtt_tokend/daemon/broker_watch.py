@@ -40,7 +40,7 @@ class BrokerWatch:
         """What a person does about an unreachable broker."""
         return broker_instructions(self._config_path)
 
-    def follow(self) -> bool:
+    def recheck(self) -> bool:
         """Look at the connection now; True when what health says about it changed."""
         now = self._monotonic()
         if self._connected():

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from mqtt_tokend.adapters.login import LoginSpotify
-from mqtt_tokend.adapters.spotify import TokenGrant
 from mqtt_tokend.contract.messages import Reply
+from mqtt_tokend.contract.tokens import LoginSpotify, TokenGrant
 
 
 class SpotifyPort(LoginSpotify, Protocol):

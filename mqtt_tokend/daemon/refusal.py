@@ -13,10 +13,13 @@ def _at(stamp: object) -> str:
     return time.strftime("%H:%M:%S UTC", time.gmtime(stamp))
 
 
-def not_refreshed(health: dict[str, Any]) -> str | None:
-    """The reason a refresh was not made, when it is not simply "the token is fresh"."""
+def not_refreshed(health: dict[str, Any], *, now: float) -> str | None:
+    """The reason a refresh was not made, when it is not simply "the token is fresh".
+
+    `now` is wall time on the agent's clock.
+    """
     until = health.get("retry_after_until")
-    if isinstance(until, int | float) and until > time.time():
+    if isinstance(until, int | float) and until > now:
         return (
             f"not refreshed: Spotify asked the agent to wait (Retry-After) until {_at(until)}; "
             "every refresh, a rejected token's too, waits until then"

@@ -25,6 +25,7 @@ from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import SpotifyConfig
 from mqtt_tokend.contract.wording import REFUSED
 from mqtt_tokend.core.gate import TokenBucket
+from mqtt_tokend.core.oauth import code_from_redirect
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.errors import AuthRejected, InputError, TokendError
 
@@ -104,7 +105,7 @@ class RemoteLogin:
             raise LoginRefused()
         try:
             text = payload.decode("utf-8")
-            code = auth.code_from_redirect(text, expected_state=pending.state, bare_code=False)
+            code = code_from_redirect(text, expected_state=pending.state, bare_code=False)
         except AuthRejected as err:  # `error=` with the offered state: the owner said no
             _LOG.info("Spotify reported %s for the offered login; it stays offered", err.error)
             raise LoginRefused() from None

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.store import Tokens
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.core.statemachine import Event
 
 
@@ -55,7 +54,6 @@ class Snapshot:
     now: float
     state: State
     message: str
-    cipher: TokenCipher = field(repr=False)
     user_token: ServedToken | None = None
     app_token: ServedToken | None = None
     login_rejected: bool = False

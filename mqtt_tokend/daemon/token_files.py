@@ -4,14 +4,16 @@ and the key file, with what changed since the agent last read or wrote them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import reserve as reserve_space
 from mqtt_tokend.adapters.files import signature as file_signature
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.contract.health import reauth_warnings_due
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.errors import StoreError, TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -23,10 +25,16 @@ RESERVE_BYTES = 64 * 1024  # far more than the token file, its backup and a temp
 class TokenFiles:
     """Reads and writes through the store, and notices a new login or a rotated key."""
 
-    def __init__(self, *, store: TokenStore, key_file: Path, cipher: TokenCipher) -> None:
+    def __init__(
+        self,
+        *,
+        store: TokenStore,
+        key_file: Path,
+        on_new_key: Callable[[TokenCipher], None] | None = None,
+    ) -> None:
         self._store = store
         self._key_file = key_file
-        self.cipher = cipher
+        self._on_new_key = on_new_key  # who else encrypts with the key: the MQTT output
         self._key_signature = file_signature(key_file)
         self._tokens_signature: tuple[int, int, int] | None = None
         self._reminded: set[float] = set()  # reauth_soon thresholds already announced
@@ -98,8 +106,9 @@ class TokenFiles:
             _LOG.error("the key file changed but cannot be used (%s); keeping the old keys", err)
             return False
         _LOG.info("the key file changed; re-encrypting with the new primary key")
-        self.cipher = cipher
         self._store.use_cipher(cipher)
+        if self._on_new_key is not None:
+            self._on_new_key(cipher)
         return True
 
     def load_session(self) -> dict[str, Any]:
@@ -118,6 +127,14 @@ class TokenFiles:
         self._reminded.update(due)
         self.update_session(reauth_warned=sorted(self._reminded))
         return True
+
+    def remember_retry_after(self, until: float | None) -> None:
+        """Keep the end of Spotify's Retry-After across a restart (None: none holds); a failure
+        is only logged."""
+        try:
+            self._store.remember_retry_after(until)
+        except (StoreError, OSError) as err:
+            _LOG.warning("cannot write the session record: %s", err)
 
     def update_session(self, **changes: Any) -> None:
         """Change some fields of the session record; a failure is only logged."""

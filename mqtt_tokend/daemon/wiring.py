@@ -27,17 +27,18 @@ from mqtt_tokend.contract.topics import OFFLINE, Topics
 from mqtt_tokend.contract.wire import MAX_REQUEST_BYTES
 from mqtt_tokend.contract.wording import auth_instructions, client_fix
 from mqtt_tokend.core.timing import Clock, SystemClock
+from mqtt_tokend.daemon import loop
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Connected, Disconnected, InboxItem, Request, Stop
 from mqtt_tokend.daemon.keeper import SessionKeeper
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.daemon.notify import Notifier
 from mqtt_tokend.daemon.ports import Publisher, SpotifyPort
 from mqtt_tokend.daemon.remote_login import RemoteLogin
-from mqtt_tokend.daemon.sinks import Sinks
+from mqtt_tokend.daemon.sinks import MqttSink, Sinks, StatusFile, SystemdStatus
 from mqtt_tokend.daemon.token_files import TokenFiles
 from mqtt_tokend.errors import ConfigError, CryptoError
 
@@ -102,7 +103,6 @@ def build_agent(
     spotify: SpotifyPort,
     cipher: TokenCipher,
     publisher: Publisher,
-    inbox: queue.Queue[InboxItem],
     clock: Clock,
     rng: random.Random | None = None,
     broker: BrokerWatch | None = None,
@@ -113,7 +113,8 @@ def build_agent(
     login = RemoteLogin(spotify=spotify, config=config.spotify, store=store, now=clock.wall)
     keeper = SessionKeeper(
         settings=settings,
-        files=TokenFiles(store=store, key_file=settings.key_file, cipher=cipher),
+        # A rotated key file: the store re-encrypts with it, and so does the MQTT output.
+        files=TokenFiles(store=store, key_file=settings.key_file, on_new_key=mqtt.use_cipher),
         spotify=spotify,
         app=AppTokenKeeper(
             spotify=spotify,
@@ -132,17 +133,21 @@ def build_agent(
         instructions=auth_instructions(str(config.path) if config.path else None),
         client_instructions=client_fix(str(config.path) if config.path else None),
     )
-    sinks = Sinks(
+    outputs = MqttSink(
         mqtt=mqtt,
-        notifier=notifier,
-        login=login,
-        store=store,
         homeassistant=config.homeassistant,
         check_interval=settings.check_interval,
+    )
+    sinks = Sinks(
+        notifier=notifier,
+        login=login,
+        mqtt=outputs,
+        others=(StatusFile(store=store), SystemdStatus()),
+        login_topic=mqtt.topics.login,
         broker=broker,
     )
     return Agent(
-        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, inbox=inbox, now=clock.monotonic
+        keeper=keeper, sinks=sinks, login=login, mqtt=mqtt, broker=broker, now=clock.monotonic
     )
 
 
@@ -213,7 +218,6 @@ def serve(config: Config) -> int:
         spotify=spotify,
         cipher=cipher,
         publisher=link,
-        inbox=inbox,
         clock=clock,
         broker=broker,
     )
@@ -229,7 +233,7 @@ def serve(config: Config) -> int:
     _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
     link.start()  # READY=1 goes with the first health record (sinks)
     try:
-        agent.run()
+        loop.run(agent, inbox)
     finally:
         systemd.stopping()
         link.stop(last=agent.final_messages())

@@ -19,10 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import TOKENS_FILE, Tokens, TokenStore
+from mqtt_tokend.adapters.store import TOKENS_FILE, TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wire import (
     MAX_REQUEST_BYTES,
@@ -31,9 +32,9 @@ from mqtt_tokend.contract.wire import (
     parse_request,
     token_sha256,
 )
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.answers import MAX_RESPONSE_TOPIC
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, Published, running_agent
 from tests.fuzz.profiles import budget

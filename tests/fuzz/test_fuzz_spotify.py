@@ -20,7 +20,8 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant
+from mqtt_tokend.adapters.spotify import SpotifyClient
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.errors import TokendError, TransientError
 from tests.fuzz.profiles import budget
 from tests.fuzz.strategies import deep_json, dumps, json_values, numbers

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
+from mqtt_tokend.contract.tokens import Tokens
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Request answering against its `Session` protocol alone, with a recording publisher."""
+"""Request answering alone: its decisions carried out on a stub session, with a recording
+publisher."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome
 from mqtt_tokend.daemon.answers import (
     CHECK_MIN_INTERVAL,
     FAILED_LOGIN_REPORT_INTERVAL,
+    Done,
     RequestHandler,
+    Work,
 )
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.remote_login import REFUSED
-from mqtt_tokend.errors import InputError
+from mqtt_tokend.errors import InputError, TokendError
 from tests.fakes import FakePublisher
 
 TOPICS = Topics("test/answers")
@@ -48,10 +51,40 @@ class StubSession:
         self.failures += 1
 
 
+class Answering:
+    """The handler with the agent's part played by a stub session: decide, do, answer."""
+
+    def __init__(self, session: StubSession, handler: RequestHandler) -> None:
+        self.session = session
+        self.handler = handler
+
+    def handle(self, request: Request) -> None:
+        decision = self.handler.decide(request)
+        if decision is None:
+            return
+        if decision.work == Work.LOGIN:
+            try:
+                profile: dict[str, Any] | None = self.session.finish_login(decision.pasted)
+            except TokendError:
+                profile = None
+            if self.handler.answer(decision, Done(profile=profile)):
+                self.session.login_refused()
+            return
+        refreshed = None
+        if decision.work == Work.CHECK:
+            self.session.check()
+        elif decision.work == Work.REFRESH:
+            refreshed = self.session.refresh_on_request(decision.request, decision.body)
+        done = Done(health=self.session.health_payload(), refreshed=refreshed)
+        self.handler.answer(decision, done)
+
+
 def ask(verb: str, payload: bytes = b"") -> tuple[StubSession, FakePublisher]:
     session, publisher = StubSession(), FakePublisher()
     out = Broadcaster(publisher, TOPICS, TokenCipher([generate_key()]))
-    RequestHandler(session, out).handle(Request(Message(TOPICS.request(verb), payload), 0.0))
+    Answering(session, RequestHandler(out)).handle(
+        Request(Message(TOPICS.request(verb), payload), 0.0)
+    )
     return session, publisher
 
 
@@ -93,10 +126,10 @@ class Clock:
         return self.now
 
 
-def handler(clock: Clock | None = None) -> tuple[RequestHandler, StubSession, FakePublisher]:
+def handler(clock: Clock | None = None) -> tuple[Answering, StubSession, FakePublisher]:
     session, publisher = StubSession(), FakePublisher()
     out = Broadcaster(publisher, TOPICS, TokenCipher([generate_key()]))
-    return RequestHandler(session, out, now=clock or Clock()), session, publisher
+    return Answering(session, RequestHandler(out, now=clock or Clock())), session, publisher
 
 
 def request(verb: str, payload: bytes = b"", *, at: float = 0.0, **mqtt5: Any) -> Request:

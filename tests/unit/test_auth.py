@@ -15,25 +15,27 @@ import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
 from mqtt_tokend.adapters.login import (
-    PASTE_THIS,
     PENDING_FILE,
     PENDING_MAX_AGE,
-    SAME_LINK,
     Authorization,
     begin,
     clear_pending,
-    code_from_redirect,
     complete,
     load_pending,
-    pkce_pair,
-    same_state,
     save_pending,
-    state_digest,
 )
 from mqtt_tokend.adapters.loopback import listen_for_redirect
 from mqtt_tokend.adapters.spotify import SpotifyClient
 from mqtt_tokend.adapters.store import SESSION_FILE, TokenStore
 from mqtt_tokend.config import SpotifyConfig
+from mqtt_tokend.core.oauth import (
+    PASTE_THIS,
+    SAME_LINK,
+    code_from_redirect,
+    pkce_pair,
+    same_state,
+    state_digest,
+)
 from mqtt_tokend.errors import AuthRejected, InputError
 from tests.fakes import FakeSpotify
 

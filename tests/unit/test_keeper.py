@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import AgentConfig
 from mqtt_tokend.contract.health import State
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.daemon.app_token import AppTokenKeeper
 from mqtt_tokend.daemon.devices import DeviceWatch
@@ -27,7 +28,7 @@ def keeper_on(
     store.save(Tokens("access-0", "refresh-0", now + 3000, "scope", now - 600, now - 86400))
     keeper = SessionKeeper(
         settings=settings,
-        files=TokenFiles(store=store, key_file=settings.key_file, cipher=cipher),
+        files=TokenFiles(store=store, key_file=settings.key_file),
         spotify=spotify,
         app=AppTokenKeeper(spotify=spotify, clock=clock, early=600, retry=300),
         devices=DeviceWatch(spotify=spotify, zeroconf_url=""),

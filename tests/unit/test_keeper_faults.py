@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.daemon import token_files
@@ -151,10 +152,12 @@ def test_the_gate_counts_the_interval_from_the_last_success() -> None:
 
 
 def test_a_refusal_says_retrying_with_the_count_and_the_next_attempt() -> None:
+    now = time.time()
     words = not_refreshed(
-        {"state": "retrying", "message": "503", "consecutive_failures": 4, "next_refresh": 0.0}
+        {"state": "retrying", "message": "503", "consecutive_failures": 4, "next_refresh": 0.0},
+        now=now,
     )
     assert words is not None and "4 failed" in words and "next attempt at 00:00:00 UTC" in words
-    held = not_refreshed({"state": "retrying", "retry_after_until": time.time() + 60})
+    held = not_refreshed({"state": "retrying", "retry_after_until": now + 60}, now=now)
     assert held is not None and "Retry-After" in held
-    assert not_refreshed({"state": "ok", "consecutive_failures": 0}) is None
+    assert not_refreshed({"state": "ok", "consecutive_failures": 0}, now=now) is None

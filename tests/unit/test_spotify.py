@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from mqtt_tokend.adapters.spotify import TokenGrant
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from mqtt_tokend.adapters.spotify import SpotifyClient, TokenGrant, _classify, parse_retry_after
+from mqtt_tokend.adapters.spotify import SpotifyClient, _classify, parse_retry_after
+from mqtt_tokend.contract.tokens import TokenGrant
 from mqtt_tokend.errors import SpotifyError, TokendError, TransientError
 from tests.unit.spotify_canned import (
     ACCESS,

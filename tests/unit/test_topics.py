@@ -13,10 +13,11 @@ from jsonschema import Draft7Validator
 
 from mqtt_tokend.adapters import mqtt
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
 from mqtt_tokend.contract.health import Health, State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.topics import REQUEST_VERBS, Topics
 from mqtt_tokend.contract.wire import (
     NotRefreshed,

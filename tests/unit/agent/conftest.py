@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import AgentConfig, Config, HomeAssistantConfig, MqttConfig, SpotifyConfig
-from mqtt_tokend.daemon.loop import Agent
+from mqtt_tokend.contract.tokens import Tokens
+from mqtt_tokend.daemon.agent import Agent
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 from tests.unit.agent.helpers import BASE
 

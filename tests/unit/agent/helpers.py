@@ -7,8 +7,8 @@ import json
 
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify
 

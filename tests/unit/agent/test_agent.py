@@ -8,13 +8,14 @@ from dataclasses import replace
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.wire import token_sha256
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Connected, Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AccessTokenRejected, AuthRejected, ClientRejected, TransientError
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 from tests.unit.agent.helpers import TOPICS, health, request

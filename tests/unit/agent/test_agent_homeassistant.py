@@ -11,8 +11,8 @@ from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config, HomeAssistantConfig
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.daemon.agent import BIRTH_COALESCE, Agent
 from mqtt_tokend.daemon.inbox import Connected, Request
-from mqtt_tokend.daemon.loop import BIRTH_COALESCE, Agent
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify, running_agent
 from tests.unit.agent.helpers import TOPICS, revoke
 

@@ -9,12 +9,13 @@ from dataclasses import replace
 import pytest
 
 from mqtt_tokend.adapters.crypto import TokenCipher, generate_key
-from mqtt_tokend.adapters.store import Tokens, TokenStore
+from mqtt_tokend.adapters.store import TokenStore
 from mqtt_tokend.config import Config
 from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.tokens import Tokens
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import AuthRejected
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify
 from tests.unit.agent.helpers import TOPICS, health, request, revoke

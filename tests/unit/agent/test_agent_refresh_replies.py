@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mqtt_tokend.contract.wire import token_sha256
+from mqtt_tokend.daemon.agent import Agent
 from mqtt_tokend.daemon.inbox import Request
-from mqtt_tokend.daemon.loop import Agent
 from mqtt_tokend.errors import TransientError
 from tests.fakes import FakeClock, FakePublisher, FakeSpotify
 from tests.unit.agent.helpers import TOPICS, health, request
