@@ -19,7 +19,6 @@ EXEMPT = {
     "tests/unit/test_auth.py": "split after the current work lands",
     "tests/unit/test_emulator.py": "split after the current work lands",
     "tests/homeassistant/test_real_ha.py": "split after the current work lands",
-    "tests/deploy/test_mosquitto_acl.py": "split after the current work lands",
 }
 # deploy/ is covered once deploy/mosquitto/setup_broker.py (691 lines) is split: switch on then.
 COVERS_DEPLOY = True
