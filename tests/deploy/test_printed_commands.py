@@ -31,8 +31,8 @@ from mqtt_tokend.cli.login import start_command
 from mqtt_tokend.config import parse_config
 from mqtt_tokend.dev.emulator import DEMO_CLIENT_ID, SpotifyEmulator
 from tests.deploy.conftest import DEPLOY, REPO, WAIT, Peer, free_port, run_installer
+from tests.deploy.debian_broker import Staged
 from tests.deploy.staged_install import rebase_config
-from tests.deploy.test_broker_merge import Staged
 from tests.integration.conftest import approve
 
 # A Python every user may run, as /usr/bin/python3 on a Pi (a pyenv under /root is not).

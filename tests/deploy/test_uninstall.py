@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from mqtt_tokend.contract.homeassistant import removal_messages
-from tests.deploy import test_broker_merge
+from tests.deploy import debian_broker
 from tests.deploy.conftest import Peer, run_installer
+from tests.deploy.debian_broker import HA_ACL, HA_LOCAL, HA_USERS, Staged, add_users
 from tests.deploy.staged_install import (
     BASE,
     agent_traces,
@@ -21,9 +22,8 @@ from tests.deploy.staged_install import (
     rebase_config,
     retained,
 )
-from tests.deploy.test_broker_merge import HA_ACL, HA_LOCAL, HA_USERS, Staged, add_users
 
-staged = test_broker_merge.staged  # the fixture: a staged machine whose broker runs
+staged = debian_broker.staged  # the fixture: a staged machine whose broker runs
 DISCOVERY = [t for t, _p in removal_messages(base_topic=BASE, discovery_prefix="homeassistant")]
 FOREIGN = "kitchen/sensor/temperature"  # somebody else's retained message: it must stay
 SEQUENCES = {

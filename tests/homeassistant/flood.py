@@ -152,8 +152,8 @@ def flood_then_tap(
     ok_timeout: float = 60.0,
 ) -> Outcome:
     """The scenario: `strangers` GETs, then `racing` more with the owner's tap amid them."""
+    from tests.homeassistant import real_ha as real
     from tests.homeassistant import test_one_tap as one_tap
-    from tests.homeassistant import test_real_ha as real
 
     http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
     path = f"/api/webhook/{webhook_id}"

@@ -3,8 +3,8 @@
 Spotify ends the agent's login (the emulator revokes it); the agent offers a new one, Home
 Assistant shows what happened and the one line to do, the owner's phone is notified once
 (`health-check` leaves that to the live agent), a stranger's redirect is not passed on, and
-the owner's tap logs the agent in. Needs `MQTT_TOKEND_HA_VENV` like test_real_ha.py, whose
-Home Assistant, configuration and helpers it uses.
+the owner's tap logs the agent in. Needs `MQTT_TOKEND_HA_VENV` like test_real_ha.py, and uses
+the same Home Assistant, configuration and helpers (real_ha.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from mqtt_tokend.contract.wording import LOGIN_ENDED, auth_instructions
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from mqtt_tokend.dev.emulator import SpotifyEmulator
-from tests.homeassistant.test_real_ha import (
+from tests.homeassistant.real_ha import (
     BASE,
     IDS,
     NOTIFICATIONS,
@@ -31,16 +31,15 @@ from tests.homeassistant.test_real_ha import (
     Agent,
     HomeAssistant,
     States,
-    _check_log,
-    _hass,
-    broker,
+    check_log,
+    find_hass,
     pytestmark,
     write_config,
 )
 from tests.integration.conftest import AgentProcess, approve, cli, login, write_agent_config
 from tests.integration.watch import Watcher, wait_until
 
-__all__ = ["broker", "pytestmark"]  # the fixture and the skip, shared with test_real_ha.py
+__all__ = ["pytestmark"]  # the skip without a real Home Assistant (real_ha.py)
 
 
 def agent_config(
@@ -92,7 +91,7 @@ def test_one_tap_login_through_home_assistants_webhook(
     tmp_path: Path, broker: PrivateMosquitto
 ) -> None:
     """Spotify's redirect lands on Home Assistant's webhook, and the real agent is logged in."""
-    hass = _hass()
+    hass = find_hass()
     assert hass is not None
     http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
     webhook_url = f"http://127.0.0.1:{http_port}/api/webhook/{webhook_id}"
@@ -152,7 +151,7 @@ def test_one_tap_login_through_home_assistants_webhook(
             )
         finally:
             agent.stop()
-    _check_log(home)
+    check_log(home)
     print(f"one-tap login: {elapsed:.2f} s from opening the link to health ok")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.homeassistant import test_real_ha as real
+from tests.homeassistant import real_ha as real
 from tests.homeassistant.flood import STRANGERS, flood_then_tap
 
 pytestmark = real.pytestmark
@@ -19,7 +19,7 @@ RACING_GETS = 1000  # the tap goes when half of these are answered
 
 
 def test_the_owners_tap_logs_in_amid_5000_stranger_gets(tmp_path: Path) -> None:
-    hass = real._hass()
+    hass = real.find_hass()
     assert hass is not None
     outcome = flood_then_tap(
         tmp_path, hass=hass, strangers=STRANGER_GETS, racing=RACING_GETS, ok_timeout=60.0

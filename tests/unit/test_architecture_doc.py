@@ -12,7 +12,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from tests.unit.test_layers import PACKAGE_DIR, floor, module_names, read_imports
+from tests.unit.layer_rules import PACKAGE_DIR, floor, module_names, read_imports
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 BEGIN, END = "<!-- floors:begin -->", "<!-- floors:end -->"

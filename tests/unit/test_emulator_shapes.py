@@ -17,7 +17,7 @@ import yaml
 from mqtt_tokend.dev.emulator import SpotifyEmulator
 from mqtt_tokend.dev.emulator.webapi import DEMO_TRACKS, ROUTES, route
 from mqtt_tokend.webapi.client import SpotifyClient
-from tests.unit.test_emulator import pkce_login
+from tests.unit.emulator.helpers import pkce_login
 from tests.unit.test_webapi_policy import OPENAPI
 
 

@@ -18,7 +18,7 @@ from mqtt_tokend.dev.emulator import (
     SpotifyEmulator,
 )
 from mqtt_tokend.dev.emulator.webapi import APP_ENDPOINTS, DEMO_TRACKS
-from tests.unit.test_emulator import pkce_login, pkce_refresh
+from tests.unit.emulator.helpers import pkce_login, pkce_refresh
 
 CLI = [sys.executable, "-m", "mqtt_tokend"]
 

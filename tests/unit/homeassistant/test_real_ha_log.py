@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.homeassistant.test_real_ha import log_problems
+from tests.homeassistant.real_ha import log_problems
 
 # ---- what the real-Home-Assistant test counts as a problem in Home Assistant's log ----------
 
