@@ -107,7 +107,7 @@ def test_demo_relogin_shows_the_six_month_login_end_to_end() -> None:
         "Logged in to Spotify as",
         "health: ok",
         "login 181 days old",
-        "health: auth_required (Spotify refused the refresh token",
+        "health: auth_required (Spotify ended this login",
         "a person now runs what health says: mqtt-tokend --config",
         "Logged in to Spotify as",
         "re-login scene: ok again",
