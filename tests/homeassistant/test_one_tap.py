@@ -10,7 +10,6 @@ the same Home Assistant, configuration and helpers (real_ha.py).
 from __future__ import annotations
 
 import json
-import secrets
 import time
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 from mqtt_tokend.contract.wording import LOGIN_ENDED, auth_instructions
 from mqtt_tokend.dev.devbroker import PrivateMosquitto, free_port
 from mqtt_tokend.dev.emulator import SpotifyEmulator
+from tests.homeassistant.flood import stranger_token
 from tests.homeassistant.real_ha import (
     BASE,
     IDS,
@@ -93,7 +93,7 @@ def test_one_tap_login_through_home_assistants_webhook(
     """Spotify's redirect lands on Home Assistant's webhook, and the real agent is logged in."""
     hass = find_hass()
     assert hass is not None
-    http_port, webhook_id = free_port(), secrets.token_urlsafe(32)
+    http_port, webhook_id = free_port(), stranger_token(43)
     webhook_url = f"http://127.0.0.1:{http_port}/api/webhook/{webhook_id}"
     config_dir = tmp_path / "ha"
     write_config(config_dir, broker_port=broker.port, http_port=http_port, webhook_id=webhook_id)
