@@ -66,16 +66,21 @@ def token(
     return http.post(f"{emulator.url}/api/token", data=form, headers=headers)
 
 
-def pkce_login(emulator: SpotifyEmulator, http: requests.Session) -> dict[str, Any]:
-    verifier, challenge = pkce_pair()
-    code = redirect_params(authorize(emulator, http, code_challenge=challenge))["code"]
-    form = {
+def pkce_exchange(code: str, verifier: str) -> dict[str, str]:
+    """The form a PKCE client posts to exchange its authorization code."""
+    return {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": REDIRECT,
         "client_id": DEMO_CLIENT_ID,
         "code_verifier": verifier,
     }
+
+
+def pkce_login(emulator: SpotifyEmulator, http: requests.Session) -> dict[str, Any]:
+    verifier, challenge = pkce_pair()
+    code = redirect_params(authorize(emulator, http, code_challenge=challenge))["code"]
+    form = pkce_exchange(code, verifier)
     response = token(emulator, http, form)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

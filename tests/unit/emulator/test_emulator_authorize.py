@@ -21,6 +21,7 @@ from tests.unit.emulator.helpers import (
     authorize,
     me,
     oauth_error,
+    pkce_exchange,
     pkce_pair,
     redirect_params,
     token,
@@ -36,13 +37,7 @@ def test_pkce_login_round_trip(emulator: SpotifyEmulator, http: requests.Session
     assert response.headers["Location"].startswith(REDIRECT + "?")
     assert params["state"] == "st4te"
 
-    form = {
-        "grant_type": "authorization_code",
-        "code": params["code"],
-        "redirect_uri": REDIRECT,
-        "client_id": DEMO_CLIENT_ID,
-        "code_verifier": verifier,
-    }
+    form = pkce_exchange(params["code"], verifier)
     answer = token(emulator, http, form)
 
     assert answer.status_code == 200
@@ -186,13 +181,7 @@ def test_code_exchange_errors(
     expected: tuple[str, str],
 ) -> None:
     code, verifier = issued_code
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "client_id": DEMO_CLIENT_ID,
-        "code_verifier": verifier,
-    } | change
+    form = pkce_exchange(code, verifier) | change
     assert oauth_error(token(emulator, http, form)) == (400, *expected)
 
 
@@ -200,13 +189,7 @@ def test_code_is_single_use(
     emulator: SpotifyEmulator, http: requests.Session, issued_code: tuple[str, str]
 ) -> None:
     code, verifier = issued_code
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "client_id": DEMO_CLIENT_ID,
-        "code_verifier": verifier,
-    }
+    form = pkce_exchange(code, verifier)
     assert token(emulator, http, form).status_code == 200
     assert oauth_error(token(emulator, http, form)) == (
         400,
@@ -223,13 +206,7 @@ def test_code_expires_after_ten_minutes(
 ) -> None:
     code, verifier = issued_code
     clock.advance(600)
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "client_id": DEMO_CLIENT_ID,
-        "code_verifier": verifier,
-    }
+    form = pkce_exchange(code, verifier)
     assert oauth_error(token(emulator, http, form))[2] == "Invalid authorization code"
 
 
