@@ -22,7 +22,8 @@ from typing import Any
 from mqtt_tokend.adapters.broker_errors import describe
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import signature
-from mqtt_tokend.adapters.mqtt import MqttLink, oneshot, session_id
+from mqtt_tokend.adapters.mqtt import MqttLink, session_id
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.config import AgentConfig, Config, MqttConfig
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics

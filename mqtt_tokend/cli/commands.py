@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from mqtt_tokend.adapters.broker_errors import refused_login
 from mqtt_tokend.adapters.crypto import TokenCipher, rotate_key_file, write_key_file
-from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
 from mqtt_tokend.config import Config, load_config
 from mqtt_tokend.contract import wire

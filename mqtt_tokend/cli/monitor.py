@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from mqtt_tokend.adapters import notice_file
 from mqtt_tokend.adapters.broker_errors import refused_login
-from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.adapters.store import (
     HEALTH_LOG_FILE,
     STATUS_FILE,

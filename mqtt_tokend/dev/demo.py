@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mqtt_tokend.adapters.crypto import TokenCipher, write_key_file
-from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.consumer import decode_token
 from mqtt_tokend.contract.homeassistant import removal_messages

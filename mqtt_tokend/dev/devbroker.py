@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -124,6 +125,18 @@ class PrivateMosquitto:
         """Stop and start on the same port (retained messages are lost: no persistence)."""
         self.stop()
         self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the broker holds its connections open and answers nothing."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL and wait, as a power cut would end it (a frozen broker too)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
 
     @property
     def running(self) -> bool:

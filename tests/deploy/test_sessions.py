@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.config import MqttConfig
 from mqtt_tokend.daemon.wiring import CLIENT_ID_FILE
 from tests.deploy.conftest import (

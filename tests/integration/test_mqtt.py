@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from mqtt_tokend.adapters.crypto import TokenCipher
-from mqtt_tokend.adapters.mqtt import oneshot
+from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.config import MqttConfig, load_config
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.dev.devbroker import PrivateMosquitto

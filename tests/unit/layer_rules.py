@@ -49,7 +49,7 @@ PURE_FLOORS = ("contract", "core")
 # Spotify adapter, and the consumers' Web API transport (mqtt_tokend.webapi), which `get-token`
 # and `TokenConsumer` never load (tests/unit/test_consumer.py checks they stay light).
 LIBRARY_IMPORTERS = {
-    "paho": {"adapters.mqtt"},
+    "paho": {"adapters.mqtt", "adapters.mqtt_oneshot"},
     "requests": {"adapters.spotify", "webapi.transport"},
 }
 
