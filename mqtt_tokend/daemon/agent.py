@@ -22,7 +22,7 @@ from mqtt_tokend.daemon.inbox import Connected, InboxItem, Request
 from mqtt_tokend.daemon.keeper import SessionKeeper
 from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.sinks import Sinks
-from mqtt_tokend.daemon.snapshot import Retained
+from mqtt_tokend.daemon.snapshot import Retained, Snapshot
 from mqtt_tokend.errors import TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -63,24 +63,24 @@ class Agent:
 
     def start(self) -> None:
         """Load the stored login (nothing is published before the broker accepts us)."""
-        self._sinks.feed(self._keeper.start())
+        self._sinks.feed(self._offered(self._keeper.start()))
 
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
         broker = self._broker
         if broker is not None and broker.recheck():  # reached or lost: health says so now
-            self._sinks.feed(replace(self._keeper.snapshot(), changed=frozenset({Retained.HEALTH})))
+            self._sinks.feed(replace(self._current(), changed=frozenset({Retained.HEALTH})))
         if isinstance(item, Connected):
-            self._sinks.announce(self._keeper.snapshot())
+            self._sinks.announce(self._current())
         elif isinstance(item, Request) and self._sinks.is_birth(item.message):
             if self._births.allow(item.received):  # discovery is retained: once is enough
                 _LOG.info("Home Assistant (re)started; publishing discovery again")
-                self._sinks.announce(self._keeper.snapshot())
+                self._sinks.announce(self._current())
         elif isinstance(item, Request):
             decision = self._answers.decide(item)
             if decision is not None:
                 self._carry_out(decision)
-        self._sinks.feed(self._keeper.run_due())
+        self._sinks.feed(self._offered(self._keeper.run_due()))
 
     def seconds_until_next_deadline(self) -> float:
         """How long the loop may wait for the inbox before something is due."""
@@ -91,7 +91,15 @@ class Agent:
 
     def final_messages(self) -> list[tuple[str, bytes]]:
         """What to publish on a clean stop: offline, and the health record saying so."""
-        return self._sinks.final_messages(self._keeper.snapshot())
+        return self._sinks.final_messages(self._current())
+
+    def _offered(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with the remote login the agent offers (it alone holds the offer)."""
+        return self._login.with_offer(snapshot)
+
+    def _current(self) -> Snapshot:
+        """The session as it stands, with the login offered."""
+        return self._offered(self._keeper.snapshot())
 
     def _carry_out(self, decision: Decision) -> None:
         """Do what a request asks, then let the handler answer it."""
@@ -105,18 +113,18 @@ class Agent:
             return
         refreshed = None
         if decision.work == Work.CHECK:
-            self._sinks.feed(self._keeper.check())
+            self._sinks.feed(self._offered(self._keeper.check()))
         elif decision.work == Work.REFRESH:
             refreshed, snapshot = self._keeper.refresh_requested(decision.request, decision.body)
             if snapshot is not None:  # Spotify was called
-                self._sinks.feed(snapshot)
-        snapshot = self._keeper.snapshot()
+                self._sinks.feed(self._offered(snapshot))
+        snapshot = self._current()
         health = self._sinks.health(snapshot).to_payload()
         self._answers.answer(decision, Done(health=health, now=snapshot.now, refreshed=refreshed))
 
     def _login_refused(self) -> None:
         """A pasted login was refused: an alert while a login is offered; health is untouched."""
         if self._login.url is not None:
-            snapshot = self._keeper.snapshot()
+            snapshot = self._current()
             self._sinks.feed(snapshot)  # whatever the keeper noted since the last step
             self._sinks.login_failed(snapshot.now)

@@ -12,29 +12,25 @@ from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.wording import CLIENT_FIX, REFUSED, REFUSED_FIX, login_ends_in
 from mqtt_tokend.core.statemachine import Event
 from mqtt_tokend.daemon.broadcast import Broadcaster
-from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.snapshot import Snapshot
 
 _LOG = logging.getLogger(__name__)
 
-RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
-
 
 class Notifier:
-    """Keeps the notice file, the alerts and the offered login in step with the problem."""
+    """Keeps the notice file and the alerts in step with the problem (the login offered is
+    the agent's: `RemoteLogin.with_offer`)."""
 
     def __init__(
         self,
         *,
         out: Broadcaster,
         state_dir: Path,
-        login: RemoteLogin,
         instructions: str,
         client_instructions: str = CLIENT_FIX,
     ) -> None:
         self._out = out
         self._state_dir = state_dir
-        self._login = login
         self.instructions = instructions
         self.client_instructions = client_instructions
         self.current: Alert | None = None  # the problem a person is told about right now
@@ -46,14 +42,13 @@ class Notifier:
                 self.must_log_in(happening.message, happening.at)
             elif happening.event == Event.CLIENT_REJECTED:
                 self.client_rejected(happening.message, happening.at)
-            elif happening.event in RECOVERY_EVENTS:
+            elif happening.recovered:
                 self.recovered(happening.message, happening.at)
         if snapshot.reauth_reminder and snapshot.reauth_by is not None:
             self.remind(snapshot.now, snapshot.reauth_by)
 
     def must_log_in(self, message: str, now: float) -> None:
         """The login is unusable: a person must run `auth` (or paste one into the dashboard)."""
-        self._login.offer()
         self._raise(Alert(notices.AUTH_REQUIRED, message, now, self.instructions))
 
     def client_rejected(self, message: str, now: float) -> None:
@@ -65,7 +60,6 @@ class Notifier:
         if self.current is None:
             return
         self.current = None
-        self._login.withdraw()
         notice_file.clear_notice(self._state_dir)
         self._out.alert(Alert(notices.RECOVERED, f"recovered: {message}", now))
 

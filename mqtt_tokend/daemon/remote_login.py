@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mqtt_tokend.adapters import login as auth
@@ -27,6 +28,7 @@ from mqtt_tokend.contract.wording import REFUSED
 from mqtt_tokend.core.gate import TokenBucket
 from mqtt_tokend.core.oauth import code_from_redirect
 from mqtt_tokend.daemon.ports import SpotifyPort
+from mqtt_tokend.daemon.snapshot import Snapshot
 from mqtt_tokend.errors import AuthRejected, InputError, TokendError
 
 _LOG = logging.getLogger(__name__)
@@ -91,6 +93,16 @@ class RemoteLogin:
     def withdraw(self) -> None:
         """No login is needed any more."""
         self._pending = None
+
+    def with_offer(self, snapshot: Snapshot) -> Snapshot:
+        """Offer a login where the step found the stored one rejected, withdraw it once one
+        works again; the snapshot comes back carrying the URL offered (renewed when stale)."""
+        for happening in snapshot.happenings:
+            if happening.login_rejected:
+                self.offer()
+            elif happening.recovered:
+                self.withdraw()
+        return replace(snapshot, login_url=self.current() if snapshot.login_rejected else None)
 
     def finish(self, payload: bytes) -> dict[str, Any]:
         """Complete the offered login with the redirect URL; return the user's profile.

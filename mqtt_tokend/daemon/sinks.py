@@ -25,7 +25,6 @@ from mqtt_tokend.contract.wire import TokenKind
 from mqtt_tokend.daemon.broadcast import Broadcaster
 from mqtt_tokend.daemon.broker_watch import BrokerWatch
 from mqtt_tokend.daemon.notify import Notifier
-from mqtt_tokend.daemon.remote_login import RemoteLogin
 from mqtt_tokend.daemon.snapshot import Retained, ServedToken, Snapshot
 from mqtt_tokend.errors import StoreError
 
@@ -182,14 +181,12 @@ class Sinks:
         self,
         *,
         notifier: Notifier,
-        login: RemoteLogin,
         mqtt: MqttSink,
         others: Sequence[Sink],
         login_topic: str,
         broker: BrokerWatch | None = None,
     ) -> None:
         self._notifier = notifier
-        self._login = login
         self._mqtt = mqtt
         self._sinks: tuple[Sink, ...] = (mqtt, *others)
         self._login_topic = login_topic
@@ -198,8 +195,7 @@ class Sinks:
     def feed(self, snapshot: Snapshot) -> None:
         """Tell people, then every sink what the step changed."""
         self._notifier.follow(snapshot)
-        url = self._login.current() if snapshot.login_rejected else None  # a stale one renewed
-        told = Told(self.health(snapshot), url)
+        told = Told(self.health(snapshot), snapshot.login_url)
         for sink in self._sinks:
             sink.feed(snapshot, told)
 
@@ -215,7 +211,6 @@ class Sinks:
     def health(self, snapshot: Snapshot) -> Health:
         """The health record of a snapshot, with what people are told to do."""
         current = self._notifier.current
-        offered = snapshot.login_rejected and self._login.url is not None
         health = Health(
             state=snapshot.state,
             message=snapshot.message,
@@ -227,7 +222,7 @@ class Sinks:
             instructions=current.instructions if current else None,
             user=snapshot.user,
             reauth_by=snapshot.reauth_by,
-            login_topic=self._login_topic if offered else None,
+            login_topic=self._login_topic if snapshot.login_url is not None else None,
             player=snapshot.player,
             retry_after_until=snapshot.retry_after_until,
         )

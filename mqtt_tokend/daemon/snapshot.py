@@ -10,6 +10,9 @@ from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.core.statemachine import Event
 
+# Events after which the login works again: no login is offered, no notice stands.
+RECOVERY_EVENTS = (Event.REFRESHED, Event.LOGIN_STORED, Event.LOADED)
+
 
 class Retained(StrEnum):
     """A retained message the step changed, so the MQTT sink must publish it again."""
@@ -46,6 +49,11 @@ class Happening:
     at: float
     login_rejected: bool
 
+    @property
+    def recovered(self) -> bool:
+        """The login works again after this event."""
+        return self.event in RECOVERY_EVENTS
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -68,6 +76,8 @@ class Snapshot:
     happenings: tuple[Happening, ...] = ()
     reauth_reminder: bool = False  # a reminder threshold was crossed in this step
     changed: frozenset[Retained] = frozenset()
+    # The remote login offered while the login is rejected: set by the agent, which owns it.
+    login_url: str | None = field(default=None, repr=False)  # it carries the login's state
 
 
 @dataclass

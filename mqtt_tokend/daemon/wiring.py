@@ -129,7 +129,6 @@ def build_agent(
     notifier = Notifier(
         out=mqtt,
         state_dir=store.state_dir,
-        login=login,
         instructions=auth_instructions(str(config.path) if config.path else None),
         client_instructions=client_fix(str(config.path) if config.path else None),
     )
@@ -140,7 +139,6 @@ def build_agent(
     )
     sinks = Sinks(
         notifier=notifier,
-        login=login,
         mqtt=outputs,
         others=(StatusFile(store=store), SystemdStatus()),
         login_topic=mqtt.topics.login,
