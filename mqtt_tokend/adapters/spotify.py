@@ -24,8 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mqtt_tokend.adapters.deadline import WATCHED_POOLS, call_deadline
-from mqtt_tokend.contract.health import RETRY_AFTER_CAP
 from mqtt_tokend.contract.tokens import TokenGrant
+from mqtt_tokend.core.timing import RETRY_AFTER_CAP
 from mqtt_tokend.errors import (
     AccessTokenRejected,
     AuthRejected,

@@ -20,7 +20,6 @@ from typing import Any
 
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write, signature
-from mqtt_tokend.contract.health import retry_after_left
 from mqtt_tokend.contract.records import (
     SESSION_FIELDS,
     STATUS_FIELDS,
@@ -28,6 +27,7 @@ from mqtt_tokend.contract.records import (
     shape_problems,
 )
 from mqtt_tokend.contract.tokens import Tokens
+from mqtt_tokend.core.timing import retry_after_left
 from mqtt_tokend.errors import CryptoError, StoreError
 
 _LOG = logging.getLogger(__name__)

@@ -15,10 +15,11 @@ from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.adapters.store import TokenStore, reencrypt
 from mqtt_tokend.config import Config, load_config
 from mqtt_tokend.contract import wire
-from mqtt_tokend.contract.health import ExitCode, judge
+from mqtt_tokend.contract.health import ExitCode
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.topics import Topics
 from mqtt_tokend.contract.wording import auth_command, reauth_row, span
+from mqtt_tokend.core.monitor_rules import judge
 from mqtt_tokend.errors import BrokerError, BrokerLoginRefused, StoreError
 
 

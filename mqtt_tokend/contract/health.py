@@ -1,4 +1,5 @@
-"""The health model: states, the health record, and how a monitor judges it."""
+"""The health model: its states, the record the agent publishes, and the exit codes a
+monitor gives it (how it judges a record is `core.monitor_rules.judge`)."""
 
 from __future__ import annotations
 
@@ -75,71 +76,3 @@ class Health:
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def judge(
-    health: dict[str, Any] | None, *, online: bool | None, now: float
-) -> tuple[ExitCode, str]:
-    """How a monitor rates a published health record: an exit code and one line why."""
-    if health is None:
-        return ExitCode.UNKNOWN, "no health record found: is the agent running?"
-    state = health.get("state")
-    expires_at = health.get("expires_at")
-    message = str(health.get("message") or "")
-    if online is False:
-        return ExitCode.CRITICAL, "the agent is offline (its Last Will or a clean stop)"
-    if state in (State.AUTH_REQUIRED, State.ERROR):
-        return ExitCode.CRITICAL, f"{state}: {message}"
-    if state == State.DEGRADED:
-        # Degraded means the user token is gone by definition; consumers still get the app token.
-        return ExitCode.WARNING, f"{state}: {message}"
-    if not isinstance(expires_at, int | float) or expires_at <= now:
-        return ExitCode.CRITICAL, f"{state}: no valid token ({message})"
-    if state in (State.RETRYING, State.STARTING):
-        return ExitCode.WARNING, f"{state}: {message}"
-    if state == State.OK:
-        return ExitCode.OK, f"ok: token valid for {int(expires_at - now)} s"
-    return ExitCode.UNKNOWN, f"unknown state {state!r}"
-
-
-DAY = 86400.0
-
-
-def reauth_deadline(authorized_at: float | None, *, max_age_days: float) -> float | None:
-    """When Spotify will end this login (refresh tokens die `max_age_days` after authorizing)."""
-    return None if authorized_at is None else authorized_at + max_age_days * DAY
-
-
-def reauth_warnings_due(
-    now: float, reauth_by: float | None, *, warn_days: tuple[float, ...], sent: set[float]
-) -> list[float]:
-    """The warning thresholds (days before `reauth_by`) reached and not yet announced."""
-    if reauth_by is None:
-        return []
-    return sorted(
-        (days for days in warn_days if days not in sent and now >= reauth_by - days * DAY),
-        reverse=True,
-    )
-
-
-# Spotify's Retry-After is honoured up to one hour. An access token lives an hour, so a longer
-# wait would leave consumers without a token for longer than any refresh failure does, and a
-# person reading health could not tell a rate limit from a dead agent. One refresh call an hour
-# is still far below any rate Spotify limits; if the limit holds, the next 429 sets a new hour.
-RETRY_AFTER_CAP = 3600.0
-
-
-def retry_after_until(now: float, retry_after: float) -> float:
-    """When a Retry-After of `retry_after` seconds (capped at RETRY_AFTER_CAP) ends."""
-    return now + min(max(0.0, retry_after), RETRY_AFTER_CAP)
-
-
-def retry_after_left(until: float | None, now: float) -> float | None:
-    """Seconds still to wait for a Retry-After ending at `until` (kept across a restart).
-
-    None once it has ended; a stored end further off than the cap (a clock set back, or a
-    record from a version with a longer cap) is cut to the cap.
-    """
-    if until is None or until <= now:
-        return None
-    return min(until - now, RETRY_AFTER_CAP)

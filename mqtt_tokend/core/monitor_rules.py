@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.health import ExitCode, State, judge
+from mqtt_tokend.contract.health import ExitCode, State
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.wording import (
     RESTART_INSTRUCTIONS,
@@ -30,6 +30,31 @@ from mqtt_tokend.contract.wording import (
 
 REALERT_SECONDS = 86400.0  # the same problem is alerted again at most once a day
 STALE_CHECKS = 2  # a health record older than this many check intervals means a stuck agent
+
+
+def judge(
+    health: dict[str, Any] | None, *, online: bool | None, now: float
+) -> tuple[ExitCode, str]:
+    """How a monitor rates a published health record: an exit code and one line why."""
+    if health is None:
+        return ExitCode.UNKNOWN, "no health record found: is the agent running?"
+    state = health.get("state")
+    expires_at = health.get("expires_at")
+    message = str(health.get("message") or "")
+    if online is False:
+        return ExitCode.CRITICAL, "the agent is offline (its Last Will or a clean stop)"
+    if state in (State.AUTH_REQUIRED, State.ERROR):
+        return ExitCode.CRITICAL, f"{state}: {message}"
+    if state == State.DEGRADED:
+        # Degraded means the user token is gone by definition; consumers still get the app token.
+        return ExitCode.WARNING, f"{state}: {message}"
+    if not isinstance(expires_at, int | float) or expires_at <= now:
+        return ExitCode.CRITICAL, f"{state}: no valid token ({message})"
+    if state in (State.RETRYING, State.STARTING):
+        return ExitCode.WARNING, f"{state}: {message}"
+    if state == State.OK:
+        return ExitCode.OK, f"ok: token valid for {int(expires_at - now)} s"
+    return ExitCode.UNKNOWN, f"unknown state {state!r}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""When to refresh and how long to back off: pure functions of the time they are given."""
+"""When to refresh, how long to back off, when Spotify ends a login and how long its
+Retry-After holds: pure functions of the time they are given."""
 
 from __future__ import annotations
 
@@ -87,3 +88,46 @@ class Deadline:
     def remaining(self, clock: Clock) -> float:
         """Seconds left (never negative)."""
         return max(0.0, self.monotonic - clock.monotonic())
+
+
+DAY = 86400.0
+
+
+def reauth_deadline(authorized_at: float | None, *, max_age_days: float) -> float | None:
+    """When Spotify will end this login (refresh tokens die `max_age_days` after authorizing)."""
+    return None if authorized_at is None else authorized_at + max_age_days * DAY
+
+
+def reauth_warnings_due(
+    now: float, reauth_by: float | None, *, warn_days: tuple[float, ...], sent: set[float]
+) -> list[float]:
+    """The warning thresholds (days before `reauth_by`) reached and not yet announced."""
+    if reauth_by is None:
+        return []
+    return sorted(
+        (days for days in warn_days if days not in sent and now >= reauth_by - days * DAY),
+        reverse=True,
+    )
+
+
+# Spotify's Retry-After is honoured up to one hour. An access token lives an hour, so a longer
+# wait would leave consumers without a token for longer than any refresh failure does, and a
+# person reading health could not tell a rate limit from a dead agent. One refresh call an hour
+# is still far below any rate Spotify limits; if the limit holds, the next 429 sets a new hour.
+RETRY_AFTER_CAP = 3600.0
+
+
+def retry_after_until(now: float, retry_after: float) -> float:
+    """When a Retry-After of `retry_after` seconds (capped at RETRY_AFTER_CAP) ends."""
+    return now + min(max(0.0, retry_after), RETRY_AFTER_CAP)
+
+
+def retry_after_left(until: float | None, now: float) -> float | None:
+    """Seconds still to wait for a Retry-After ending at `until` (kept across a restart).
+
+    None once it has ended; a stored end further off than the cap (a clock set back, or a
+    record from a version with a longer cap) is cut to the cap.
+    """
+    if until is None or until <= now:
+        return None
+    return min(until - now, RETRY_AFTER_CAP)

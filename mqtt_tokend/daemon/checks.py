@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 from mqtt_tokend.config import AgentConfig
-from mqtt_tokend.contract.health import reauth_deadline
 from mqtt_tokend.contract.wording import user_name
-from mqtt_tokend.core.timing import Clock, Deadline
+from mqtt_tokend.core.timing import Clock, Deadline, reauth_deadline
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.ports import SpotifyPort
 from mqtt_tokend.daemon.record import StateRecord

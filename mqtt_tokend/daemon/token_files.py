@@ -12,8 +12,8 @@ from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import reserve as reserve_space
 from mqtt_tokend.adapters.files import signature as file_signature
 from mqtt_tokend.adapters.store import TokenStore
-from mqtt_tokend.contract.health import reauth_warnings_due
 from mqtt_tokend.contract.tokens import Tokens
+from mqtt_tokend.core.timing import reauth_warnings_due
 from mqtt_tokend.errors import StoreError, TokendError
 
 _LOG = logging.getLogger(__name__)

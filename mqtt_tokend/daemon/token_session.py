@@ -15,13 +15,12 @@ from typing import Any
 from mqtt_tokend import errors
 from mqtt_tokend.adapters import logsafe
 from mqtt_tokend.config import AgentConfig
-from mqtt_tokend.contract.health import retry_after_until
 from mqtt_tokend.contract.tokens import TokenGrant, Tokens
 from mqtt_tokend.contract.wire import NotRefreshed, RefreshOutcome, rejected_sha256, token_sha256
 from mqtt_tokend.contract.wording import CLIENT_FIX, LOGIN_ENDED
 from mqtt_tokend.core.gate import RefreshGate
 from mqtt_tokend.core.statemachine import Event
-from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_delay
+from mqtt_tokend.core.timing import Clock, Deadline, refresh_at, retry_after_until, retry_delay
 from mqtt_tokend.daemon.devices import DeviceWatch
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.ports import SpotifyPort

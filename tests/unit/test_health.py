@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 
 from mqtt_tokend import __version__
-from mqtt_tokend.contract.health import (
-    RETRY_AFTER_CAP,
-    ExitCode,
-    Health,
-    State,
-    judge,
-    retry_after_left,
-    retry_after_until,
-)
+from mqtt_tokend.contract.health import ExitCode, Health, State
 from mqtt_tokend.contract.wording import auth_instructions
+from mqtt_tokend.core.monitor_rules import judge
+from mqtt_tokend.core.timing import RETRY_AFTER_CAP, retry_after_left, retry_after_until
 
 NOW = 1_800_000_000.0
 VALID = NOW + 1800

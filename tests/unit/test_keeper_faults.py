@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from mqtt_tokend.adapters.store import TokenStore
-from mqtt_tokend.contract.health import RETRY_AFTER_CAP, State
+from mqtt_tokend.contract.health import State
 from mqtt_tokend.contract.messages import Message
 from mqtt_tokend.contract.tokens import Tokens
 from mqtt_tokend.contract.wire import NotRefreshed
 from mqtt_tokend.core.gate import RefreshGate
+from mqtt_tokend.core.timing import RETRY_AFTER_CAP
 from mqtt_tokend.daemon import token_files
 from mqtt_tokend.daemon.inbox import Request
 from mqtt_tokend.daemon.keeper import SessionKeeper
