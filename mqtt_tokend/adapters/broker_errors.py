@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from mqtt_tokend.config import MQTT_PASSWORD_ENV, Config, MqttConfig
 from mqtt_tokend.config_checks import expand
-from mqtt_tokend.contract.broker_fixes import login_refused_instructions
+from mqtt_tokend.contract.wording import login_refused_instructions
 from mqtt_tokend.errors import BrokerError, BrokerLoginRefused
 
 # CONNACK reasons that refuse the login itself, not the connection (MQTT 5 names; paho gives

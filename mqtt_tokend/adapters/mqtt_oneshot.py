@@ -21,8 +21,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from mqtt_tokend.adapters.broker_errors import LOGIN_REFUSALS, describe, refused, unreachable
 from mqtt_tokend.adapters.mqtt import QOS, make_client, message_of, session_id
 from mqtt_tokend.config import MqttConfig
-from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.messages import Message
+from mqtt_tokend.contract.wording import forced_client_id_warning
 from mqtt_tokend.errors import BrokerError
 
 _LOG = logging.getLogger(__name__)

@@ -40,11 +40,10 @@ from mqtt_tokend.adapters.store import (
 )
 from mqtt_tokend.config import AlertsConfig, Config
 from mqtt_tokend.contract import notices, wire
-from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.health import ExitCode
 from mqtt_tokend.contract.notices import Alert
 from mqtt_tokend.contract.topics import OFFLINE, Topics
-from mqtt_tokend.contract.wording import one_line
+from mqtt_tokend.contract.wording import forced_client_id_warning, one_line
 from mqtt_tokend.core.monitor_rules import (
     Memory,
     Observation,

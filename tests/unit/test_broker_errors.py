@@ -14,8 +14,8 @@ from mqtt_tokend.adapters.broker_errors import password_source, refused, refused
 from mqtt_tokend.adapters.mqtt import session_id
 from mqtt_tokend.config import MQTT_PASSWORD_ENV, MqttConfig, load_config
 from mqtt_tokend.contract import notices
-from mqtt_tokend.contract.broker_fixes import forced_client_id_warning
 from mqtt_tokend.contract.health import ExitCode
+from mqtt_tokend.contract.wording import forced_client_id_warning
 from mqtt_tokend.core.monitor_rules import Observation, assess
 from mqtt_tokend.errors import BrokerError, BrokerLoginRefused
 
