@@ -54,18 +54,18 @@ class Health:
         return {
             "state": self.state.value,
             "message": self.message,
-            "expires_at": _seconds(self.expires_at),
-            "last_refresh": _seconds(self.last_refresh),
-            "next_refresh": _seconds(self.next_refresh),
+            "expires_at": _ms_rounded(self.expires_at),
+            "last_refresh": _ms_rounded(self.last_refresh),
+            "next_refresh": _ms_rounded(self.next_refresh),
             "consecutive_failures": self.consecutive_failures,
             "instructions": self.instructions,
-            "checked_at": _seconds(self.checked_at),
+            "checked_at": _ms_rounded(self.checked_at),
             "user": self.user,
-            "reauth_by": _seconds(self.reauth_by),
+            "reauth_by": _ms_rounded(self.reauth_by),
             "login_pending": self.login_topic is not None,
             "login_topic": self.login_topic,
             "player": self.player,
-            "retry_after_until": _seconds(self.retry_after_until),
+            "retry_after_until": _ms_rounded(self.retry_after_until),
             "version": __version__,
         }
 
@@ -74,5 +74,5 @@ class Health:
         return json.dumps(self.to_payload(), separators=(",", ":"))
 
 
-def _seconds(value: float | None) -> float | None:
+def _ms_rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)

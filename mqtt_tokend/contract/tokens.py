@@ -45,10 +45,10 @@ class Tokens:
             tokens = cls(
                 access_token=_text(data, "access_token"),
                 refresh_token=_text(data, "refresh_token"),
-                expires_at=_seconds(data, "expires_at"),
+                expires_at=_time_field(data, "expires_at"),
                 scope=_text(data, "scope", ""),
-                issued_at=_seconds(data, "issued_at"),
-                authorized_at=_seconds(data, "authorized_at"),
+                issued_at=_time_field(data, "issued_at"),
+                authorized_at=_time_field(data, "authorized_at"),
                 token_type=_text(data, "token_type", "Bearer"),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -78,7 +78,7 @@ def unix_seconds(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _seconds(data: dict[str, Any], key: str) -> float:
+def _time_field(data: dict[str, Any], key: str) -> float:
     """A time field of the token record; anything but a finite number is corruption."""
     seconds = unix_seconds(data[key])
     if seconds is None:

@@ -27,7 +27,7 @@ _CLIENTS = (
 )
 
 
-def _seconds(text: str) -> float:
+def _seconds_arg(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -59,11 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=_port, default=0, help="port (default 0: any free port)")
     parser.add_argument(
-        "--token-lifetime", type=_seconds, default=3600.0, help="access token lifetime, seconds"
+        "--token-lifetime", type=_seconds_arg, default=3600.0, help="access token lifetime, seconds"
     )
     parser.add_argument(
         "--refresh-token-max-age",
-        type=_seconds,
+        type=_seconds_arg,
         default=SIX_MONTHS,
         help="seconds after authorization when a login's refresh tokens die (default: "
         f"{SIX_MONTHS:.0f}, six months, as Spotify)",
