@@ -7,12 +7,9 @@ import queue
 import random
 import re
 import secrets
-import signal
 import socket
-import threading
-from types import FrameType
 
-from mqtt_tokend.adapters import logsafe, systemd
+from mqtt_tokend.adapters import logsafe, signals, systemd
 from mqtt_tokend.adapters.broker_errors import describe
 from mqtt_tokend.adapters.crypto import TokenCipher
 from mqtt_tokend.adapters.files import atomic_write
@@ -221,13 +218,11 @@ def serve(config: Config) -> int:
     )
     _warn_of_slow_steps(config, watchdog)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        _LOG.info("received %s; stopping", signal.Signals(signum).name)
-        # Queue.put takes a lock the interrupted main thread may hold: hand it to a thread.
-        threading.Thread(target=inbox.put, args=(Stop(),), daemon=True).start()
+    def on_stop(name: str) -> None:  # on a thread of its own, never inside a signal handler
+        _LOG.info("received %s; stopping", name)
+        inbox.put(Stop())
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals.on_stop_signals(on_stop)
     _LOG.info("mqtt-tokend starting; broker %s, base topic %s", describe(config.mqtt), topics.base)
     link.start()  # READY=1 goes with the first health record (sinks)
     try:
