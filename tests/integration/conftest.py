@@ -240,9 +240,17 @@ class AgentProcess:
         return self
 
     def signal(self, signum: int) -> int:
+        """Send `signum` and wait for the exit; an agent that does not exit is killed (so no
+        test leaves one running) and the failure shows the end of its log."""
         assert self.process is not None
         self.process.send_signal(signum)
-        return self.process.wait(timeout=15)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            tail = "\n".join(self.output().splitlines()[-20:])
+            raise AssertionError(f"the agent ignored signal {signum} for 15 s:\n{tail}") from None
 
     def kill9(self) -> None:
         assert self.process is not None
