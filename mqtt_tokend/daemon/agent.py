@@ -63,13 +63,13 @@ class Agent:
 
     def start(self) -> None:
         """Load the stored login (nothing is published before the broker accepts us)."""
-        self._sinks.feed(self._offered(self._keeper.start()))
+        self._feed(self._keeper.start())
 
     def step(self, item: InboxItem | None = None) -> None:
         """Handle one item (or none) and whatever is due: the loop body."""
         broker = self._broker
         if broker is not None and broker.recheck():  # reached or lost: health says so now
-            self._sinks.feed(replace(self._current(), changed=frozenset({Retained.HEALTH})))
+            self._feed(replace(self._keeper.snapshot(), changed=frozenset({Retained.HEALTH})))
         if isinstance(item, Connected):
             self._sinks.announce(self._current())
         elif isinstance(item, Request) and self._sinks.is_birth(item.message):
@@ -80,7 +80,7 @@ class Agent:
             decision = self._answers.decide(item)
             if decision is not None:
                 self._carry_out(decision)
-        self._sinks.feed(self._offered(self._keeper.run_due()))
+        self._feed(self._keeper.run_due())
 
     def seconds_until_next_deadline(self) -> float:
         """How long the loop may wait for the inbox before something is due."""
@@ -93,13 +93,14 @@ class Agent:
         """What to publish on a clean stop: offline, and the health record saying so."""
         return self._sinks.final_messages(self._current())
 
-    def _offered(self, snapshot: Snapshot) -> Snapshot:
-        """The snapshot with the remote login the agent offers (it alone holds the offer)."""
-        return self._login.with_offer(snapshot)
+    def _feed(self, snapshot: Snapshot) -> None:
+        """Every snapshot reaches the sinks through here, with the remote login the agent
+        offers (it alone holds the offer)."""
+        self._sinks.feed(self._login.with_offer(snapshot))
 
     def _current(self) -> Snapshot:
         """The session as it stands, with the login offered."""
-        return self._offered(self._keeper.snapshot())
+        return self._login.with_offer(self._keeper.snapshot())
 
     def _carry_out(self, decision: Decision) -> None:
         """Do what a request asks, then let the handler answer it."""
@@ -113,11 +114,11 @@ class Agent:
             return
         refreshed = None
         if decision.work == Work.CHECK:
-            self._sinks.feed(self._offered(self._keeper.check()))
+            self._feed(self._keeper.check())
         elif decision.work == Work.REFRESH:
             refreshed, snapshot = self._keeper.refresh_requested(decision.request, decision.body)
             if snapshot is not None:  # Spotify was called
-                self._sinks.feed(self._offered(snapshot))
+                self._feed(snapshot)
         snapshot = self._current()
         health = self._sinks.health(snapshot).to_payload()
         self._answers.answer(decision, Done(health=health, now=snapshot.now, refreshed=refreshed))
@@ -125,6 +126,6 @@ class Agent:
     def _login_refused(self) -> None:
         """A pasted login was refused: an alert while a login is offered; health is untouched."""
         if self._login.url is not None:
-            snapshot = self._current()
-            self._sinks.feed(snapshot)  # whatever the keeper noted since the last step
+            snapshot = self._keeper.snapshot()
+            self._feed(snapshot)  # whatever the keeper noted since the last step
             self._sinks.login_failed(snapshot.now)
