@@ -1,8 +1,9 @@
-"""The MQTT adapter: the only module that imports paho.
+"""The MQTT adapter: with its command-line half (`adapters.mqtt_oneshot`), the only module that
+imports paho.
 
 `MqttLink` is a long-lived connection (connects in the background, reconnects, resubscribes,
-Last Will, TCP_NODELAY): the agent's, and the token consumer's. `oneshot` is a short-lived
-connection for the command line.
+Last Will, TCP_NODELAY): the agent's, and the token consumer's. The command line's short-lived
+connection, `oneshot`, builds its client with `make_client` here.
 
 Each connection has a client id of its own that nobody can guess (`session_id`, or the broker's
 choice): a broker ends the session of a client id that connects again, so shared ids kick each

@@ -1,7 +1,7 @@
 """The path a step of the agent takes through the package, traced as it runs.
 
 `trace(step)` records every call into a function of `mqtt_tokend` while `step` runs: how many
-calls (hops), which files they entered, and every call-back. A call-back is a call into a
+calls, which files they entered, and every call-back. A call-back is a call into a
 method of an object that is already running further down the stack with another object's
 method in between: A asks B, and B calls A again. That is the hand-off issue #19 removed.
 """
@@ -24,14 +24,14 @@ SKIPPED = ("<genexpr>", "<listcomp>", "<dictcomp>", "<setcomp>", "<lambda>")
 class StepPath:
     """What one traced step did."""
 
-    hops: int = 0
+    calls: int = 0
     functions: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
     callbacks: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         return (
-            f"{self.hops} calls into {len(self.functions)} functions in {len(self.files)} files, "
+            f"{self.calls} calls into {len(self.functions)} functions in {len(self.files)} files, "
             f"{len(self.callbacks)} call-backs"
         )
 
@@ -56,7 +56,7 @@ def trace(step: Callable[[], Any], *, root: Path = PACKAGE) -> StepPath:
         if event == "call":
             owner = _owner(frame)
             name = f"{Path(code.co_filename).relative_to(root)}:{code.co_qualname}"
-            found.hops += 1
+            found.calls += 1
             found.functions.add(name)
             found.files.add(code.co_filename)
             if owner is not None and stack and stack[-1][0] is not owner:

@@ -1,7 +1,7 @@
 """The daemon path reads top-down: a timer refresh and an answered `request/refresh`, traced
 through the real agent, make no call-back (no object hands itself to another that calls it).
 
-`.venv/bin/python -m pytest tests/unit/agent/test_call_paths.py -q -s` prints the hops and
+`.venv/bin/python -m pytest tests/unit/agent/test_call_paths.py -q -s` prints the calls and
 files of each path (docs/architecture.md quotes them).
 """
 
@@ -62,4 +62,4 @@ def test_the_trace_sees_an_object_that_hands_itself_over() -> None:
         "test_call_paths.py:_Loop.step -> test_call_paths.py:_Handler.handle "
         "-> test_call_paths.py:_Loop.finish"
     ]
-    assert path.hops == 3 and len(path.files) == 1
+    assert path.calls == 3 and len(path.files) == 1
