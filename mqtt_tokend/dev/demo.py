@@ -367,9 +367,16 @@ Get the token:      {sys.executable} -m mqtt_tokend --config {quoted} get-token
     except KeyboardInterrupt:
         print(file=out)
     finally:
-        agent.send_signal(signal.SIGTERM)
+        # An impatient second Ctrl-C must not cut the stop short: the demo would return, and
+        # remove the agent's state directory, while the agent is still stopping.
+        impatient = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            agent.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+        finally:
+            signal.signal(signal.SIGINT, impatient)
         print(f"{_stamp()}  agent stopped (exit {agent.returncode})", file=out, flush=True)

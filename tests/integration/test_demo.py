@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from mqtt_tokend.dev.devbroker import PrivateMosquitto
 from tests.deploy.conftest import Peer
 from tests.integration.conftest import CLI
+from tests.integration.watch import patient, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +122,41 @@ def test_demo_relogin_shows_the_six_month_login_end_to_end() -> None:
         assert found >= 0, f"{step!r} missing after position {at}:\n{out}"
         at = found + len(step)
     assert "Traceback" not in out + result.stderr
+
+
+def test_ctrl_c_twice_still_stops_the_agent_before_the_demo_leaves(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground group (demo, agent, broker); an impatient owner
+    presses it twice. The demo still waits for its agent, then removes its state directory."""
+    output = tmp_path / "demo.out"
+    with output.open("wb") as out:
+        demo = subprocess.Popen(
+            [*CLI, "demo", "--token-lifetime", "30"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own group, as a terminal's foreground job
+        )
+    try:
+        wait_until(
+            lambda: "health: ok" in output.read_text(),
+            timeout=60,
+            what="the demo's first ok health",
+        )
+        os.killpg(demo.pid, signal.SIGINT)
+        wait_until(
+            lambda: "\n\n" in output.read_text().split("Ctrl-C")[-1],
+            timeout=10,
+            what="the demo to take the first Ctrl-C",
+        )
+        os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=patient(30)) == 0
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    text = output.read_text()
+    assert "agent stopped (exit 0)" in text, text
+    with pytest.raises(ProcessLookupError):  # nothing of the demo's group is left running
+        os.killpg(demo.pid, 0)
+    state = re.search(r"Tokens stored in (\S+)/state\.", text)
+    assert state is not None, text
+    assert not Path(state.group(1)).exists(), "the demo's temporary directory was left behind"
