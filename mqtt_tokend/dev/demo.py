@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from mqtt_tokend.adapters import signals
 from mqtt_tokend.adapters.crypto import TokenCipher, write_key_file
 from mqtt_tokend.adapters.mqtt_oneshot import oneshot
 from mqtt_tokend.config import MqttConfig
@@ -260,7 +261,10 @@ def run_demo(
     workdir = state_dir or Path(tempfile.mkdtemp(prefix="mqtt-tokend-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM only set `stop`, from a thread of their own: a KeyboardInterrupt could
+    # land inside a lock's bookkeeping (Event.wait's) and break it, and a second Ctrl-C would
+    # cut the agent's stop short.
+    signals.on_stop_signals(lambda _name: stop.set())
     try:
         with (
             SpotifyEmulator(token_lifetime=token_lifetime) as emulator,
@@ -320,10 +324,7 @@ def run_demo(
                         file=out,
                         flush=True,
                     )
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
@@ -364,19 +365,13 @@ Get the token:      {sys.executable} -m mqtt_tokend --config {quoted} get-token
         if scene is not None:
             scene()
         stop.wait(None if duration is None else max(0.0, duration - (time.monotonic() - started)))
-    except KeyboardInterrupt:
-        print(file=out)
+        if stop.is_set():
+            print(file=out)
     finally:
-        # An impatient second Ctrl-C must not cut the stop short: the demo would return, and
-        # remove the agent's state directory, while the agent is still stopping.
-        impatient = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        agent.send_signal(signal.SIGTERM)
         try:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-        finally:
-            signal.signal(signal.SIGINT, impatient)
+            agent.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
         print(f"{_stamp()}  agent stopped (exit {agent.returncode})", file=out, flush=True)
